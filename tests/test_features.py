@@ -1,0 +1,133 @@
+"""Reading images and spectral features: formats, sizes, bad files, the cache and parallelism."""
+
+import cv2
+import numpy as np
+import pytest
+from conftest import noise_image
+
+
+def write(path, image, *params):
+    assert cv2.imwrite(str(path), image, list(params))
+    return path
+
+
+def test_every_format_and_depth_reads_as_one_grey_channel(nb, tmp_path):
+    colour = noise_image(100, seed=1)
+    files = {
+        "grey.png": noise_image(100, channels=1),
+        "colour.jpg": colour,
+        "alpha.png": np.dstack([colour, np.full((100, 100), 255, np.uint8)]),
+        "deep.png": noise_image(100, seed=2, dtype=np.uint16),
+        "deep.tif": noise_image(100, seed=3, channels=1, dtype=np.uint16),
+        "colour.bmp": colour,
+        "colour.webp": colour,
+    }
+    for name, image in files.items():
+        grey = nb.to_grey(nb.read_image(write(tmp_path / name, image)))
+        assert grey.shape == (100, 100) and grey.dtype == np.float32, name
+        assert 0 <= grey.min() and grey.max() <= 255.0 + 1e-3, name
+    alpha = nb.to_grey(nb.read_image(tmp_path / "alpha.png"))
+    np.testing.assert_array_equal(alpha, nb.to_grey(nb.read_image(write(tmp_path / "c.png", colour))))
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda raw: raw[: len(raw) // 2], "truncated JPEG"),
+    (lambda raw: b"", "empty file"),
+    (lambda raw: b"hello, not an image", "not a readable image"),
+])
+def test_bad_bytes_give_a_clear_reason(nb, tmp_path, make, reason):
+    raw = write(tmp_path / "good.jpg", noise_image(128)).read_bytes()
+    with pytest.raises(nb.ImageError, match=reason):
+        nb.decode_image(make(raw))
+
+
+def test_truncated_png_is_refused(nb, tmp_path):
+    raw = write(tmp_path / "good.png", noise_image(128)).read_bytes()
+    with pytest.raises(nb.ImageError, match="truncated PNG"):
+        nb.decode_image(raw[:-30])
+
+
+def test_tiny_images_are_refused(nb, tmp_path):
+    with pytest.raises(nb.ImageError, match="too small"):
+        nb.read_image(write(tmp_path / "tiny.png", noise_image(40)))
+
+
+@pytest.mark.parametrize("kind", ["azimuthal", "spectrum2d", "both"])
+def test_feature_length_is_the_same_for_any_size_and_aspect(nb, kind):
+    settings = nb.feature_settings(kind)
+    lengths = {nb.spectral_features(np.random.default_rng(0).random(shape, np.float32) * 255, settings).size
+               for shape in [(64, 64), (64, 301), (517, 64), (256, 256), (1024, 768)]}
+    assert lengths == {len(nb.feature_names(settings))}
+
+
+def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
+    """The bincount pooling gives what the seed's loop over radii with boolean masks gives."""
+    settings = nb.feature_settings("azimuthal")
+    grey = np.random.default_rng(1).random((200, 160), np.float32) * 255
+    power = nb.periodogram_db(grey)
+    f_rows, f_cols = nb.frequencies(*grey.shape)
+    radius = np.hypot(f_rows, f_cols) / np.hypot(0.5, 0.5)
+    ring = np.minimum((radius * settings["radial_bins"]).astype(int), settings["radial_bins"] - 1)
+    not_zero = np.ones_like(ring, bool)
+    not_zero[grey.shape[0] // 2, 0] = False
+    looped = [power[(ring == r) & not_zero].mean() for r in range(settings["radial_bins"])]
+    np.testing.assert_allclose(nb.spectral_features(grey, settings), looped, rtol=1e-5)
+
+
+def test_upsampling_traces_show_at_high_frequency(nb):
+    """A zero-insertion upsampled image has a different high-frequency profile from a natural one."""
+    rng = np.random.default_rng(2)
+    settings = nb.feature_settings("azimuthal")
+    real = nb.spectral_features(nb.to_grey(nb.demo_image(False, rng)), settings)
+    fake = nb.spectral_features(nb.to_grey(nb.demo_image(True, rng)), settings)
+    assert np.abs(real[-8:] - fake[-8:]).mean() > 3 * np.abs(real[:8] - fake[:8]).mean()
+
+
+def test_extract_features_reports_bad_files_and_keeps_the_rest(nb, image_folder):
+    paths = nb.list_images(image_folder)
+    X, errors = nb.extract_features(paths, n_jobs=2, cache_dir="")
+    names = [p.name for p in paths]
+    assert names == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg", "b_good.PNG"]
+    assert X.dtype == np.float32 and X.shape == (5, len(nb.feature_names(nb.feature_settings(nb.FEATURES))))
+    failed = np.isnan(X).all(axis=1)
+    assert list(failed) == [False, True, True, True, False]
+    assert set(errors) == {str(paths[i]) for i in (1, 2, 3)}
+    assert "truncated" in errors[str(paths[1])] and "empty" in errors[str(paths[3])]
+
+
+def test_parallel_serial_and_cached_features_are_identical(nb, tmp_path):
+    paths = [write(tmp_path / f"{i}.png", noise_image(80 + 8 * i, seed=i)) for i in range(6)]
+    views = ["original", "jpeg75", "down0.75", "crop64", "aug7", "original"]
+    serial, _ = nb.extract_features(paths, views, n_jobs=1, cache_dir="")
+    parallel, _ = nb.extract_features(paths, views, n_jobs=2, cache_dir=str(tmp_path / "cache"))
+    cached, _ = nb.extract_features(paths, views, n_jobs=2, cache_dir=str(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 6
+    np.testing.assert_array_equal(serial, parallel)
+    np.testing.assert_array_equal(parallel, cached)
+
+
+def test_cache_is_invalidated_when_the_file_changes(nb, tmp_path):
+    path = write(tmp_path / "x.png", noise_image(96, seed=1))
+    before, _ = nb.extract_features([path], n_jobs=1, cache_dir=str(tmp_path / "cache"))
+    write(path, noise_image(96, seed=2))
+    after, _ = nb.extract_features([path], n_jobs=1, cache_dir=str(tmp_path / "cache"))
+    fresh, _ = nb.extract_features([path], n_jobs=1, cache_dir="")
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, fresh)
+
+
+def test_views_apply_the_protocol_perturbations(nb):
+    image = noise_image(200)
+    assert nb.apply_view(image, "down0.5").shape == (100, 100, 3)
+    assert nb.apply_view(image, "crop128").shape == (128, 128, 3)
+    assert nb.apply_view(image, "jpeg60").shape == image.shape
+    np.testing.assert_array_equal(nb.apply_view(image, "aug5"), nb.apply_view(image, "aug5"))
+    with pytest.raises(ValueError):
+        nb.apply_view(image, "rotate90")
+
+
+def test_jpeg_quality_is_read_from_the_quantisation_table(nb, tmp_path):
+    for quality in (60, 75, 90, 100):
+        path = write(tmp_path / f"q{quality}.jpg", noise_image(64), cv2.IMWRITE_JPEG_QUALITY, quality)
+        assert abs(nb.jpeg_quality(path) - quality) <= 1
+    assert np.isnan(nb.jpeg_quality(write(tmp_path / "x.png", noise_image(64))))

@@ -1,0 +1,142 @@
+"""The hand-written logistic regression: numerics, gradient, descent, and sklearn as an oracle."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import REPO, shared_faces
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+
+def test_sigmoid_is_stable_and_exact_at_known_points(nb):
+    z = np.array([-1e4, -800.0, -30.0, 0.0, 30.0, 800.0, 1e4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = nb.sigmoid(z)
+    assert np.isfinite(p).all()
+    assert p[3] == 0.5
+    assert p[0] == 0.0 and p[-1] == 1.0
+    np.testing.assert_allclose(p[2], 1 / (1 + np.exp(30.0)), rtol=1e-12)
+    np.testing.assert_allclose(nb.sigmoid(-z), 1 - p, atol=1e-15)
+
+
+def test_log_loss_matches_the_definition_and_stays_finite(nb):
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=50), rng.integers(0, 2, 50)
+    p = 1 / (1 + np.exp(-z))
+    expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert nb.log_loss(z, y) == pytest.approx(expected, rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extreme = nb.log_loss(np.array([1e5, -1e5]), np.array([0, 1]))
+    assert extreme == pytest.approx(1e5)
+
+
+def test_gradient_matches_finite_differences(nb):
+    rng = np.random.default_rng(1)
+    Xb = nb.with_bias_column(rng.normal(size=(40, 6)))
+    y = rng.integers(0, 2, 40).astype(float)
+    theta = rng.normal(size=7)
+    l2 = 0.3
+    step = 1e-6
+    numeric = np.array([
+        (nb.penalised_loss(theta + step * e, Xb, y, l2) - nb.penalised_loss(theta - step * e, Xb, y, l2)) / (2 * step)
+        for e in np.eye(7)
+    ])
+    np.testing.assert_allclose(nb.gradient(theta, Xb, y, l2), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_bias_is_not_penalised(nb):
+    Xb = nb.with_bias_column(np.zeros((4, 2)))
+    theta = np.array([2.0, 1.0, -1.0])
+    y = np.ones(4)
+    assert nb.penalised_loss(theta, Xb, y, 1.0) - nb.penalised_loss(theta, Xb, y, 0.0) == pytest.approx(1.0)
+
+
+def test_lipschitz_constant_bounds_the_curvature(nb):
+    rng = np.random.default_rng(2)
+    Xb = nb.with_bias_column(rng.normal(size=(200, 10)))
+    exact = np.linalg.eigvalsh(Xb.T @ Xb).max() / (4 * len(Xb)) + 0.1
+    estimate = nb.lipschitz_constant(Xb, 0.1)
+    assert exact <= estimate <= 1.1 * exact
+
+
+def test_gradient_descent_decreases_loss_and_keeps_every_kth_iterate(nb):
+    rng = np.random.default_rng(3)
+    Xb = nb.with_bias_column(rng.normal(size=(100, 5)))
+    y = (Xb[:, 1] + rng.normal(size=100) > 0).astype(float)
+    result = nb.gradient_descent(Xb, y, 0.5, 100, l2=0.01, momentum=False, tol=0.0, record_every=10)
+    assert list(result["recorded_at"]) == list(range(0, 101, 10))
+    assert result["history"].shape == (11, 6)
+    assert np.all(np.diff(result["losses"]) < 0)
+
+
+def test_momentum_stops_on_gradient_tolerance(nb):
+    rng = np.random.default_rng(4)
+    Xb = nb.with_bias_column(rng.normal(size=(100, 5)))
+    y = (Xb[:, 1] + rng.normal(size=100) > 0).astype(float)
+    result = nb.gradient_descent(Xb, y, 1.0 / nb.lipschitz_constant(Xb, 0.01), 10_000, l2=0.01, tol=1e-9)
+    assert result["converged"] and result["recorded_at"][-1] < 10_000
+    assert np.linalg.norm(nb.gradient(result["theta"], Xb, y, 0.01)) < 1e-8
+
+
+def test_separable_data_trains_without_warnings_and_stays_finite(nb):
+    X = np.r_[np.linspace(-3, -1, 20), np.linspace(1, 3, 20)][:, None]
+    y = np.r_[np.zeros(20), np.ones(20)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = nb.LogisticModel(iterations=5000, l2=0.0, settings=nb.feature_settings("azimuthal", radial_bins=1))
+        model.fit(X, y)
+        p = model.predict_proba(X)
+    assert np.isfinite(model.w_vector).all()
+    assert np.array_equal(model.predict(X), y)
+    assert np.isfinite(p).all()
+
+
+def test_constant_columns_do_not_break_the_z_score(nb):
+    rng = np.random.default_rng(5)
+    X = np.c_[rng.normal(size=60), np.full(60, 7.0)]
+    y = (X[:, 0] > 0).astype(float)
+    settings = nb.feature_settings("azimuthal", radial_bins=2)
+    model = nb.LogisticModel(iterations=500, l2=0.01, settings=settings).fit(X, y)
+    assert model.scale_[1] == 1.0 and model.wm[2] == 0.0
+    assert np.isfinite(model.predict_proba(X)).all()
+
+
+def zscore(X):
+    std = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(std > 0, std, 1)
+
+
+def assert_matches_sklearn(nb, X, y, l2, iterations=20_000):
+    """Our fit and scikit-learn's agree on probabilities (1e-4) and on >= 99.9% of labels."""
+    X = zscore(X)
+    settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1])
+    ours = nb.LogisticModel(iterations=iterations, l2=l2, tol=1e-10, settings=settings).fit(X, y)
+    reference = LogisticRegression(C=1 / (len(y) * l2), tol=1e-12, max_iter=100_000).fit(X, y)
+    p_ours, p_ref = ours.predict_proba(X), reference.predict_proba(X)[:, 1]
+    assert np.abs(p_ours - p_ref).max() < 1e-4
+    assert np.mean((p_ours >= 0.5) == (p_ref >= 0.5)) >= 0.999
+
+
+def test_matches_sklearn_on_breast_cancer(nb):
+    data = load_breast_cancer()
+    assert_matches_sklearn(nb, data.data, data.target, l2=1e-3)
+
+
+def test_matches_sklearn_on_noisy_synthetic_data(nb):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(1000, 200))
+    w = rng.normal(size=200) / 10
+    y = (rng.random(1000) < 1 / (1 + np.exp(-(X @ w)))).astype(int)
+    assert_matches_sklearn(nb, X, y, l2=1e-2)
+
+
+def test_matches_sklearn_on_the_shared_faces(nb):
+    paths, labels = shared_faces()
+    X, errors = nb.extract_features(paths, settings=nb.feature_settings("both"), n_jobs=2,
+                                    cache_dir=str(REPO / ".cache" / "features"))
+    assert not errors
+    assert_matches_sklearn(nb, X.astype(np.float64), labels, l2=1e-2)
+

@@ -1,0 +1,57 @@
+"""Hand-written metrics against scikit-learn's."""
+
+import numpy as np
+import pytest
+from sklearn import metrics
+
+
+@pytest.fixture
+def scores():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p = np.round(np.clip(0.3 * y + rng.random(300) * 0.7, 0, 1), 1)  # rounding makes ties
+    return y, p
+
+
+def test_auc_with_ties_matches_sklearn(nb, scores):
+    y, p = scores
+    assert nb.roc_auc(y, p) == pytest.approx(metrics.roc_auc_score(y, p), abs=1e-12)
+
+
+def test_roc_curve_matches_sklearn(nb, scores):
+    y, p = scores
+    fpr, tpr = nb.roc_curve(y, p)
+    ref_fpr, ref_tpr, _ = metrics.roc_curve(y, p, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+
+
+def test_confusion_and_scores_match_sklearn(nb, scores):
+    y, p = scores
+    predicted = p >= 0.5
+    np.testing.assert_array_equal(nb.confusion_matrix(y, predicted), metrics.confusion_matrix(y, predicted))
+    result = nb.classification_metrics(y, p, 0.5)
+    assert result["accuracy"] == pytest.approx(metrics.accuracy_score(y, predicted))
+    assert result["precision"] == pytest.approx(metrics.precision_score(y, predicted))
+    assert result["recall"] == pytest.approx(metrics.recall_score(y, predicted))
+    assert result["f1"] == pytest.approx(metrics.f1_score(y, predicted))
+    assert result["log_loss"] == pytest.approx(metrics.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)))
+
+
+def test_threshold_maximises_validation_accuracy(nb):
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.35, 0.8, 0.9])
+    threshold = nb.choose_threshold(y, p)
+    assert np.mean((p >= threshold) == y) == 1.0
+    assert threshold == 0.35
+
+
+def test_stratified_split_and_folds_are_balanced_and_seeded(nb):
+    groups = np.repeat(["a", "b", "c"], [40, 20, 8])
+    held_out = nb.stratified_split(groups, 0.25, seed=3)
+    assert [held_out[groups == g].sum() for g in "abc"] == [10, 5, 2]
+    np.testing.assert_array_equal(held_out, nb.stratified_split(groups, 0.25, seed=3))
+    folds = nb.stratified_folds(groups, 4, seed=3)
+    for g in "abc":
+        counts = np.bincount(folds[groups == g], minlength=4)
+        assert counts.max() - counts.min() <= 1

@@ -1,0 +1,111 @@
+"""LogisticModel: export/import, refusal of bad model files, determinism, and test() -> CSV."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture
+def trained(nb):
+    rng = np.random.default_rng(0)
+    settings = nb.feature_settings("both")
+    d = len(nb.feature_names(settings))
+    X = rng.normal(size=(120, d)).astype(np.float32)
+    y = (X[:, 0] - X[:, 40] + rng.normal(size=120) > 0).astype(int)
+    model = nb.LogisticModel(iterations=300, l2=1e-2, threshold=0.4, settings=settings).fit(X, y)
+    return model, X
+
+
+def test_export_import_round_trip_predicts_the_same(nb, trained, tmp_path):
+    model, X = trained
+    model.export_model(tmp_path / "m.npy")
+    loaded = nb.LogisticModel.import_model(tmp_path / "m.npy")
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.threshold == 0.4 and loaded.settings == model.settings and loaded.trained
+    np.testing.assert_array_equal(loaded.wm, model.wm)
+
+
+def test_model_file_is_a_plain_structured_array(nb, trained, tmp_path):
+    trained[0].export_model(tmp_path / "m.npy")
+    record = np.load(tmp_path / "m.npy", allow_pickle=False)
+    assert record.dtype.names is not None and not record.dtype.hasobject
+    assert record["format"] == nb.MODEL_FORMAT and record["version"] == nb.MODEL_VERSION
+
+
+def test_same_seed_same_data_gives_a_byte_identical_file(nb, trained, tmp_path):
+    model, X = trained
+    y = model.predict(X)
+    for name in ("a.npy", "b.npy"):
+        again = nb.LogisticModel(iterations=300, l2=1e-2, settings=model.settings).fit(X, y)
+        again.export_model(tmp_path / name)
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
+def damaged_files(nb, good, tmp_path):
+    """(file, expected message) pairs for every way a model file can be wrong."""
+    record = np.load(good, allow_pickle=False)
+    cases = {"missing.npy": "not found"}
+    (tmp_path / "truncated.npy").write_bytes(good.read_bytes()[:200])
+    cases["truncated.npy"] = "not a readable"
+    (tmp_path / "text.npy").write_text("hello")
+    cases["text.npy"] = "not a readable"
+    np.save(tmp_path / "pickled.npy", np.array([{"theta": 1}], dtype=object), allow_pickle=True)
+    cases["pickled.npy"] = "not a readable"
+    np.save(tmp_path / "plain.npy", np.zeros(10))
+    cases["plain.npy"] = "not a DeepFakeLogReg model"
+    for field, value, message in [("version", 99, "version 99"), ("format", "Other", "not a DeepFakeLogReg"),
+                                  ("settings", "{broken", "damaged feature settings")]:
+        bad = record.copy()
+        bad[field] = value
+        np.save(tmp_path / f"{field}.npy", bad)
+        cases[f"{field}.npy"] = message
+    bad = record.copy()
+    bad["theta"][3] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    cases["nan.npy"] = "damaged numbers"
+    return cases
+
+
+def test_bad_model_files_are_refused_with_their_name(nb, trained, tmp_path):
+    trained[0].export_model(tmp_path / "good.npy")
+    for name, message in damaged_files(nb, tmp_path / "good.npy", tmp_path).items():
+        with pytest.raises(nb.ModelFileError, match=message) as raised:
+            nb.LogisticModel.import_model(tmp_path / name)
+        assert name in str(raised.value)
+
+
+def test_test_writes_one_row_per_image_and_reports_bad_files(nb, trained, image_folder, tmp_path):
+    model = trained[0]
+    csv = tmp_path / "out" / "labels.csv"
+    table = model.test(image_folder, csv, n_jobs=2, cache_dir="")
+    written = pd.read_csv(csv, keep_default_na=False)
+    assert list(written.columns) == ["filename", "label", "p_fake", "error"]
+    assert list(written.filename) == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg",
+                                      "nested/b_good.PNG"]
+    assert list(written.label[[1, 2, 3]]) == ["Error"] * 3
+    assert set(written.label[[0, 4]]) <= {"Real", "Fake"}
+    assert all(written.p_fake[[1, 2, 3]] == "")
+    assert all(0 <= float(p) <= 1 for p in written.p_fake[[0, 4]])
+    assert "truncated" in written.error[1] and written.error[3] == "empty file"
+    assert written.error[0] == "" and written.error[4] == ""
+    assert list(table.filename) == list(written.filename)
+    assert [p.name for p in csv.parent.iterdir()] == ["labels.csv"]
+
+
+def test_labels_follow_the_threshold(nb, trained, image_folder, tmp_path):
+    model = trained[0]
+    table = model.test(image_folder, tmp_path / "labels.csv", n_jobs=1, cache_dir="")
+    good = table.label != "Error"
+    expected = np.where(table.p_fake[good] >= model.threshold, "Fake", "Real")
+    assert list(table.label[good]) == list(expected)
+
+
+def test_an_empty_model_says_it_is_untrained(nb, image_folder, tmp_path, capsys):
+    table = nb.LogisticModel().test(image_folder, tmp_path / "labels.csv", n_jobs=1, cache_dir="")
+    assert "UNTRAINED" in capsys.readouterr().out
+    assert set(table.p_fake.dropna()) == {0.5}
+
+
+def test_a_missing_future_folder_is_a_clear_error(nb, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        nb.LogisticModel().test(tmp_path / "nowhere", tmp_path / "labels.csv")

@@ -26,7 +26,7 @@ def load_definitions():
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = str(NOTEBOOK)
     sys.modules[MODULE_NAME] = module
-    for source in cell_sources(["parameters", "definitions"]):
-        exec(compile(source, str(NOTEBOOK), "exec"), module.__dict__)
+    for number, source in enumerate(cell_sources(["parameters", "definitions"])):
+        exec(compile(source, f"{NOTEBOOK.name}:cell{number}", "exec"), module.__dict__)
     module.SHOW_PROGRESS = False
     return module

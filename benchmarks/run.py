@@ -45,7 +45,7 @@ def decode_only(path):
 def decode_all(paths, n_jobs):
     """Decode every file in n_jobs forked processes, as extraction does."""
     with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        list(pool.map(decode_only, paths, chunksize=max(1, min(16, len(paths) // (4 * n_jobs)))))
+        list(pool.map(decode_only, paths, chunksize=max(1, min(4, len(paths) // (4 * n_jobs)))))
 
 
 def seed_azimuthal_profile(spectrum):

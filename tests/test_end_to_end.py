@@ -8,21 +8,25 @@ import pandas as pd
 from conftest import REPO
 
 
+def run_notebook(out, **parameters):
+    """Execute the notebook with papermill in `out`; returns the executed notebook's text."""
+    papermill = Path(sys.executable).parent / "papermill"
+    arguments = [str(papermill), str(REPO / "DeepFakeLogReg.ipynb"), str(out / "executed.ipynb"),
+                 "--cwd", str(REPO), "--no-progress-bar", "-p", "CACHE_DIR", str(out / "cache"),
+                 "-p", "SHOW_PROGRESS", "False"]
+    for name, value in parameters.items():
+        arguments += ["-p", name, str(value)]
+    subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
+    return (out / "executed.ipynb").read_text()
+
+
 def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     csv = out / "labels.csv"
     empty_data = out / "empty_dir"
     empty_data.mkdir()
-    papermill = Path(sys.executable).parent / "papermill"
-    subprocess.run(
-        [str(papermill), str(REPO / "DeepFakeLogReg.ipynb"), str(out / "executed.ipynb"),
-         "-p", "INIT_MODE", "import", "-p", "FUTURE_DIR", str(image_folder),
-         "-p", "DATA_DIR", str(empty_data), "-p", "OUTPUT_CSV", str(csv),
-         "-p", "CACHE_DIR", str(out / "cache"), "-p", "SHOW_PROGRESS", "False",
-         "--cwd", str(REPO), "--no-progress-bar"],
-        check=True, capture_output=True, text=True, timeout=600,
-    )
+    run_notebook(out, INIT_MODE="import", FUTURE_DIR=image_folder, DATA_DIR=empty_data, OUTPUT_CSV=csv)
     table = pd.read_csv(csv, keep_default_na=False)
     assert list(table.columns) == ["filename", "label", "p_fake", "error"]
     rows = {row.filename: row for row in table.itertuples()}
@@ -36,3 +40,24 @@ def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp
     for bad in ("c_truncated.jpg", "d_text.png", "e_empty.jpg"):
         assert rows[bad].label == "Error" and rows[bad].p_fake == ""
     assert not (out / "model.npy").exists() and not list(empty_data.iterdir())
+
+
+def test_empty_mode_says_plainly_that_it_is_untrained(image_folder, tmp_path):
+    (tmp_path / "no_data").mkdir()
+    executed = run_notebook(tmp_path, INIT_MODE="empty", FUTURE_DIR=image_folder,
+                            DATA_DIR=tmp_path / "no_data", OUTPUT_CSV=tmp_path / "labels.csv")
+    assert "UNTRAINED" in executed
+    table = pd.read_csv(tmp_path / "labels.csv")
+    assert set(table.p_fake.dropna()) == {0.5}
+
+
+def test_training_on_the_demo_set_never_touches_the_shipped_model(tmp_path):
+    shipped = (REPO / "model.npy").read_bytes()
+    executed = run_notebook(tmp_path, INIT_MODE="train", DATA_DIR=tmp_path / "data",
+                            FUTURE_DIR=tmp_path / "data" / "FutureData", OUTPUT_CSV=tmp_path / "labels.csv",
+                            EXPORT_PATH=tmp_path / "model.npy", N_AUGMENT=1)
+    assert "DEMO RUN" in executed
+    assert (REPO / "model.npy").read_bytes() == shipped
+    assert (tmp_path / "model.npy").read_bytes() != shipped
+    table = pd.read_csv(tmp_path / "labels.csv")
+    assert len(table) == 4 and set(table.label) <= {"Real", "Fake"}

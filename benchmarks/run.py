@@ -77,8 +77,10 @@ def profile_speedup(paths):
     half = [s[:, s.shape[1] // 2 - 1:] for s in spectra]  # a half-plane of the same size, same work
 
     def ours_profile(spectrum):
-        bins, ring_counts, _ = nb.frequency_bins(spectrum.shape[0], 2 * spectrum.shape[1] - 2, settings)
-        return np.bincount(bins, weights=spectrum.ravel(), minlength=ring_counts.size + 1)[:-1] / ring_counts
+        pooling = nb.frequency_bins(spectrum.shape[0], 2 * spectrum.shape[1] - 2, settings)
+        run_sums = np.add.reduceat(spectrum.ravel(), pooling["run_starts"], dtype=np.float64)
+        rings = pooling["ring_counts"]
+        return np.bincount(pooling["run_bins"], weights=run_sums, minlength=rings.size + 1)[:-1] / rings
 
     ours = best_of(20, lambda: [ours_profile(s) for s in half]) / len(half)
     return {"seed_profile_ms": 1e3 * seed, "our_profile_ms": 1e3 * ours, "speedup_over_seed_profile": seed / ours}
@@ -181,6 +183,18 @@ def scaling(paths, labels, factor, n_jobs):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def cluster_throughput(paths, n_workers):
+    """Images per second of extraction on a dask LocalCluster of `n_workers` single-threaded workers."""
+    from distributed import Client
+
+    preload = str(REPO / "tests" / "dask_preload.py")  # the workers' copy of the notebook module
+    with nb.local_cluster(n_workers, preload=[preload]) as cluster, Client(cluster):
+        nb.extract_features(paths[:8], cache_dir="", scheduler=cluster.scheduler_address)  # warm the workers
+        seconds = best_of(2, lambda: nb.extract_features(paths, cache_dir="", scheduler=cluster.scheduler_address))
+    return {"workers": n_workers, "seconds": seconds, "images_per_second": len(paths) / seconds,
+            "ms_per_image": 1e3 * seconds / len(paths)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", default=str(REPO.parent / "shared" / "data" / "faces"))
@@ -204,15 +218,19 @@ def main():
     results.update({"notebook_seconds_cold": cold["seconds"], "notebook_seconds_warm": warm["seconds"],
                     "peak_rss_mb": max(cold["peak_rss_mb"], warm["peak_rss_mb"])})
     results["scaling"] = [scaling(paths, labels, factor, args.jobs) for factor in (1, 2, 4)]
+    results["dask_cluster"] = [cluster_throughput(paths, workers) for workers in (1, 2)]
     (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'measure':32s} value")
     for key, value in results.items():
-        if key != "scaling":
+        if key not in ("scaling", "dask_cluster"):
             print(f"{key:32s} {value:.3f}" if isinstance(value, float) else f"{key:32s} {value}")
     print(f"{'images':>8s} {'extract s':>10s} {'train s':>8s} {'parent RSS MB':>14s}")
     for row in results["scaling"]:
         print(f"{row['images']:8d} {row['extract_seconds']:10.2f} {row['train_seconds']:8.2f} "
               f"{row['parent_peak_rss_mb']:14.0f}")
+    print(f"{'dask workers':>12s} {'images/s':>9s} {'ms/image':>9s}")
+    for row in results["dask_cluster"]:
+        print(f"{row['workers']:12d} {row['images_per_second']:9.1f} {row['ms_per_image']:9.1f}")
 
 
 if __name__ == "__main__":

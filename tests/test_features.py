@@ -61,7 +61,7 @@ def test_feature_length_is_the_same_for_any_size_and_aspect(nb, kind):
 
 
 def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
-    """The bincount pooling gives what the seed's loop over radii with boolean masks gives."""
+    """The run pooling gives what the seed's loop over radii with boolean masks gives."""
     settings = nb.feature_settings("azimuthal")
     grey = np.random.default_rng(1).random((200, 160), np.float32) * 255
     power = nb.periodogram_db(grey)
@@ -141,3 +141,15 @@ def test_magnitude_spectrum_matches_numpy_fft(nb, shape):
     magnitude = nb.magnitude_spectrum(grey)
     assert magnitude.shape == reference.shape and magnitude.dtype == np.float32
     np.testing.assert_allclose(magnitude, reference, rtol=1e-3, atol=1e-6 * reference.max())
+
+
+def test_the_spectrum_does_not_depend_on_where_the_image_sits_in_memory(nb):
+    grey = nb.to_grey(noise_image(200, seed=3))
+    spectra = []
+    for offset in (0, 4, 8, 16, 32):  # byte offsets: every SIMD alignment of a float32 row
+        buffer = np.empty(grey.nbytes + 64, np.uint8)
+        moved = buffer[offset:offset + grey.nbytes].view(np.float32).reshape(grey.shape)
+        moved[...] = grey
+        spectra.append(nb.magnitude_spectrum(moved))
+    for spectrum in spectra[1:]:
+        np.testing.assert_array_equal(spectrum, spectra[0])

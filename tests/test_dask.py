@@ -36,11 +36,11 @@ def test_dask_extraction_equals_the_local_one_and_fills_the_same_cache(nb, clust
     paths = many_images + nb.list_images(image_folder)
     views = ["original", "jpeg75", "down0.75", "aug3"] * (len(paths) // 4) + ["original"] * (len(paths) % 4)
     local = nb.extract_features(paths, views, n_jobs=1, cache_dir="", scheduler="")
-    remote = nb.extract_features(paths, views, cache_dir=str(tmp_path), scheduler=address)
+    remote = nb.extract_features(paths, views, cache_dir=str(tmp_path / "cache"), scheduler=address)
     np.testing.assert_array_equal(local[0], remote[0])
     assert local[1] == remote[1] and len(remote[1]) == 4
-    assert len(list(tmp_path.rglob("*.npy"))) == len(paths) - 4
-    from_cache = nb.extract_features(paths, views, n_jobs=1, cache_dir=str(tmp_path), scheduler="")
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(paths) - 4
+    from_cache = nb.extract_features(paths, views, n_jobs=1, cache_dir=str(tmp_path / "cache"), scheduler="")
     np.testing.assert_array_equal(from_cache[0], local[0])
 
 

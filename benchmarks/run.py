@@ -95,12 +95,12 @@ def training_ratio(paths, labels, l2):
     Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1)
     Zb = nb.with_bias_column(Z)
     y = labels.astype(np.float64)
-    optimum = nb.gradient_descent(Zb, y, nb.curvature_bound_inverse(Zb, l2), 100_000, l2, tol=1e-13)
+    optimum = nb.newton_method(Zb, y, 1000, l2, tol=1e-13)
     target = nb.penalised_loss(optimum["theta"], Zb, y, l2) * (1 + 1e-6)
 
     def ours(iterations):
-        step = nb.curvature_bound_inverse(Zb, l2)  # the model's default step, its cost included
-        return nb.gradient_descent(Zb, y, step, iterations, l2, tol=0.0, record_every=iterations)["theta"]
+        """The model's default solver, Newton's method with its line search."""
+        return nb.newton_method(Zb, y, iterations, l2, tol=0.0, record_every=iterations)["theta"]
 
     def sklearn(max_iter):
         model = LogisticRegression(C=1 / (len(y) * l2), tol=1e-14, max_iter=max_iter).fit(Z, y)

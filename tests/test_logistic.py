@@ -109,30 +109,49 @@ def zscore(X):
     return (X - X.mean(axis=0)) / np.where(std > 0, std, 1)
 
 
-def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, precondition=True):
+def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="newton"):
     """Our fit and scikit-learn's agree on probabilities (1e-4) and on >= 99.9% of labels."""
     X = zscore(X)
     settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1])
     ours = nb.LogisticModel(iterations=iterations, l2=l2, tol=1e-10, settings=settings,
-                            precondition=precondition).fit(X, y)
+                            solver=solver).fit(X, y)
     reference = LogisticRegression(C=1 / (len(y) * l2), tol=1e-12, max_iter=100_000).fit(X, y)
     p_ours, p_ref = ours.predict_proba(X), reference.predict_proba(X)[:, 1]
     assert np.abs(p_ours - p_ref).max() < 1e-4
     assert np.mean((p_ours >= 0.5) == (p_ref >= 0.5)) >= 0.999
 
 
-@pytest.mark.parametrize("precondition", [True, False])
-def test_matches_sklearn_on_breast_cancer(nb, precondition):
+@pytest.mark.parametrize("solver", ["newton", "gradient"])
+def test_matches_sklearn_on_breast_cancer(nb, solver):
     data = load_breast_cancer()
-    assert_matches_sklearn(nb, data.data, data.target, l2=1e-3, precondition=precondition)
+    assert_matches_sklearn(nb, data.data, data.target, l2=1e-3, solver=solver)
 
 
-def test_matrix_step_never_increases_the_loss(nb):
+def test_hessian_matches_finite_differences_of_the_gradient(nb):
+    rng = np.random.default_rng(8)
+    Xb = nb.with_bias_column(rng.normal(size=(60, 5)))
+    y = rng.integers(0, 2, 60).astype(float)
+    theta, l2, step = rng.normal(size=6), 0.2, 1e-6
+    numeric = np.array([
+        (nb.gradient(theta + step * e, Xb, y, l2) - nb.gradient(theta - step * e, Xb, y, l2)) / (2 * step)
+        for e in np.eye(6)
+    ])
+    np.testing.assert_allclose(nb.hessian(theta, Xb, l2), numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_newton_never_increases_the_loss_and_converges_in_few_steps(nb):
     rng = np.random.default_rng(7)
     Xb = nb.with_bias_column(rng.normal(size=(300, 20)) @ rng.normal(size=(20, 20)))
     y = (Xb[:, 1] + rng.normal(size=300) > 0).astype(float)
-    result = nb.gradient_descent(Xb, y, nb.curvature_bound_inverse(Xb, 1e-3), 200, 1e-3, momentum=False, tol=0)
-    assert np.all(np.diff(result["losses"]) <= 1e-12)
+    result = nb.newton_method(Xb, y, 100, 1e-3, tol=1e-10)
+    assert np.all(np.diff(result["losses"]) <= 0)
+    assert result["converged"] and result["recorded_at"][-1] <= 20
+    assert np.linalg.norm(nb.gradient(result["theta"], Xb, y, 1e-3)) < 1e-10
+
+
+def test_the_solver_is_checked(nb):
+    with pytest.raises(ValueError, match="solver"):
+        nb.LogisticModel(solver="lbfgs")
 
 
 def test_matches_sklearn_on_noisy_synthetic_data(nb):

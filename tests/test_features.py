@@ -62,7 +62,7 @@ def test_feature_length_is_the_same_for_any_size_and_aspect(nb, kind):
 
 def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
     """The run pooling gives what the seed's loop over radii with boolean masks gives."""
-    settings = nb.feature_settings("azimuthal")
+    settings = nb.feature_settings("azimuthal", bands=())
     grey = np.random.default_rng(1).random((200, 160), np.float32) * 255
     power = nb.periodogram_db(grey)
     f_rows, f_cols = nb.frequencies(*grey.shape)
@@ -74,10 +74,43 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
     np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - looped.mean(), rtol=1e-5, atol=1e-4)
 
 
+def blurred_noise(side, seed=0):
+    """Noise blurred over 1/128 of the side: its spectrum falls off at a fixed number of cycles per
+    image, wherever that lands in cycles per pixel."""
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.normal(0, 50, (side, side)).astype(np.float32), (0, 0), side / 128)
+    return 100 + image + rng.normal(0, 0.5, image.shape).astype(np.float32)
+
+
+def test_band_features_stay_put_when_the_image_is_downscaled(nb):
+    """Halving the image moves its spectrum's fall-off on the cycles-per-pixel axis, not in a band,
+    which is measured in cycles per image."""
+    settings = nb.feature_settings("both", bands=(256,))
+    large = blurred_noise(512)
+    small = cv2.resize(large, (256, 256), interpolation=cv2.INTER_AREA)
+    f_large, f_small = nb.spectral_features(large, settings), nb.spectral_features(small, settings)
+    half = f_large.size // 2
+    native_shift = np.abs(f_large[:half] - f_small[:half]).mean()
+    band_shift = np.abs(f_large[half:] - f_small[half:]).mean()
+    assert band_shift < native_shift / 5
+
+
+def test_a_band_beyond_the_nyquist_limit_gets_the_mean_in_its_empty_bins(nb):
+    settings = nb.feature_settings("azimuthal", bands=(768,))
+    features = nb.spectral_features(blurred_noise(256), settings)
+    rings = settings["radial_bins"]
+    band = features[rings:]
+    radius_limit = np.hypot(256 / 768 / 2, 256 / 768 / 2) / np.hypot(0.5, 0.5)  # the image's corner frequency
+    beyond = np.arange(rings) >= np.ceil(radius_limit * rings)
+    assert beyond.any() and np.all(band[beyond] == 0.0)
+    assert np.all(band[~beyond] != 0.0)
+    assert abs(band[~beyond].mean()) < 1e-4
+
+
 def test_upsampling_traces_show_at_high_frequency(nb):
     """A zero-insertion upsampled image's profile tilts away from a natural one's at high frequency."""
     rng = np.random.default_rng(2)
-    settings = nb.feature_settings("azimuthal")
+    settings = nb.feature_settings("azimuthal", bands=())
     real = nb.spectral_features(nb.to_grey(nb.demo_image(False, rng)), settings)
     fake = nb.spectral_features(nb.to_grey(nb.demo_image(True, rng)), settings)
     difference = real - fake

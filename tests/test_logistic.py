@@ -86,7 +86,8 @@ def test_separable_data_trains_without_warnings_and_stays_finite(nb):
     y = np.r_[np.zeros(20), np.ones(20)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model = nb.LogisticModel(iterations=5000, l2=0.0, settings=nb.feature_settings("azimuthal", radial_bins=1))
+        settings = nb.feature_settings("azimuthal", radial_bins=1, bands=())
+        model = nb.LogisticModel(iterations=5000, l2=0.0, settings=settings)
         model.fit(X, y)
         p = model.predict_proba(X)
     assert np.isfinite(model.w_vector).all()
@@ -98,7 +99,7 @@ def test_constant_columns_do_not_break_the_z_score(nb):
     rng = np.random.default_rng(5)
     X = np.c_[rng.normal(size=60), np.full(60, 7.0)]
     y = (X[:, 0] > 0).astype(float)
-    settings = nb.feature_settings("azimuthal", radial_bins=2)
+    settings = nb.feature_settings("azimuthal", radial_bins=2, bands=())
     model = nb.LogisticModel(iterations=500, l2=0.01, settings=settings).fit(X, y)
     assert model.scale_[1] == 1.0 and model.wm[2] == 0.0
     assert np.isfinite(model.predict_proba(X)).all()
@@ -112,7 +113,7 @@ def zscore(X):
 def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="newton"):
     """Our fit and scikit-learn's agree on probabilities (1e-4) and on >= 99.9% of labels."""
     X = zscore(X)
-    settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1])
+    settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1], bands=())
     ours = nb.LogisticModel(iterations=iterations, l2=l2, tol=1e-10, settings=settings,
                             solver=solver).fit(X, y)
     reference = LogisticRegression(C=1 / (len(y) * l2), tol=1e-12, max_iter=100_000).fit(X, y)

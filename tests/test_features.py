@@ -74,6 +74,24 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
     np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - looped.mean(), rtol=1e-5, atol=1e-4)
 
 
+
+def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
+    """A band has its own grid, drawn in cycles per image; cells beyond the image's Nyquist limit get 0."""
+    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3))
+    grey = np.random.default_rng(3).random((200, 160), np.float32) * 255
+    power = nb.periodogram_db(grey)
+    f_rows, f_cols = nb.frequencies(*grey.shape)
+    band_rows, band_cols = np.broadcast_arrays(f_rows * 200 / 300, f_cols * 160 / 300)
+    cell = np.minimum(((band_rows + 0.5) * 4).astype(int), 3) * 3 + (band_cols * 6).astype(int)
+    usable = (np.abs(band_rows) < 0.5) & (band_cols < 0.5)
+    usable[0, 0] = False
+    looped = np.array([power[(cell == c) & usable].mean() if ((cell == c) & usable).any() else np.nan
+                       for c in range(12)])
+    expected = np.where(np.isnan(looped), 0.0, looped - np.nanmean(looped))
+    band = nb.spectral_features(grey, settings)[np.char.endswith(nb.feature_names(settings), "@300")]
+    assert band.size == 12 and np.isnan(looped).any()
+    np.testing.assert_allclose(band, expected, rtol=1e-5, atol=1e-4)
+
 def blurred_noise(side, seed=0):
     """Noise blurred over 1/128 of the side: its spectrum falls off at a fixed number of cycles per
     image, wherever that lands in cycles per pixel."""

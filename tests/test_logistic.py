@@ -155,6 +155,14 @@ def test_the_solver_is_checked(nb):
         nb.LogisticModel(solver="lbfgs")
 
 
+def test_a_diverging_learning_rate_is_reported(nb):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(50, 3)) * 1e3
+    y = (X[:, 0] > 0).astype(float)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="learning rate is too large"):
+        nb.gradient_descent(nb.with_bias_column(X), y, 1e300, 100, momentum=False)
+
+
 def test_matches_sklearn_on_noisy_synthetic_data(nb):
     rng = np.random.default_rng(6)
     X = rng.normal(size=(1000, 200))

@@ -87,8 +87,14 @@ def profile_speedup(paths):
 
 
 def training_ratio(paths, labels, l2):
-    """Time for our model and for sklearn lbfgs to reach the optimum's loss within 1e-6 (relative)."""
+    """Time for our model and for sklearn lbfgs to reach the optimum's loss within 1e-6 (relative).
+
+    Both run on one BLAS thread: on this 2-core virtual machine a second BLAS thread sometimes
+    waits for a busy core, which made our matrix products up to 50% slower from run to run
+    (lbfgs, whose products are too small to be split, hardly changed).
+    """
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     X, _ = nb.extract_features(paths, n_jobs=2, cache_dir=str(REPO / ".cache" / "features"))
     X = X.astype(np.float64)
@@ -116,7 +122,7 @@ def training_ratio(paths, labels, l2):
             low, high = (middle, high) if nb.penalised_loss(fit(middle), Zb, y, l2) > target else (low, middle)
         return high
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore")  # lbfgs warns when stopped by max_iter, which is the point here
         our_iterations, sklearn_iterations = fewest(ours), fewest(sklearn)
         our_time = best_of(100, lambda: ours(our_iterations))

@@ -51,7 +51,7 @@ def test_empty_mode_says_plainly_that_it_is_untrained(image_folder, tmp_path):
     assert set(table.p_fake.dropna()) == {0.5}
 
 
-def test_training_on_the_demo_set_never_touches_the_shipped_model(tmp_path):
+def test_training_on_the_demo_set_never_touches_the_shipped_model_or_labels(tmp_path):
     shipped = (REPO / "model.npy").read_bytes()
     executed = run_notebook(tmp_path, INIT_MODE="train", DATA_DIR=tmp_path / "data",
                             FUTURE_DIR=tmp_path / "data" / "FutureData", OUTPUT_CSV=tmp_path / "labels.csv",
@@ -59,5 +59,6 @@ def test_training_on_the_demo_set_never_touches_the_shipped_model(tmp_path):
     assert "DEMO RUN" in executed
     assert (REPO / "model.npy").read_bytes() == shipped
     assert (tmp_path / "model.npy").read_bytes() != shipped
-    table = pd.read_csv(tmp_path / "labels.csv")
+    assert not (tmp_path / "labels.csv").exists()  # demo labels go next to the demo images
+    table = pd.read_csv(tmp_path / "data" / "demo" / "labels.csv")
     assert len(table) == 4 and set(table.label) <= {"Real", "Fake"}

@@ -74,7 +74,6 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
     np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - looped.mean(), rtol=1e-5, atol=1e-4)
 
 
-
 def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
     """A band has its own grid, drawn in cycles per image; cells beyond the image's Nyquist limit get 0."""
     settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3))
@@ -91,6 +90,7 @@ def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
     band = nb.spectral_features(grey, settings)[np.char.endswith(nb.feature_names(settings), "@300")]
     assert band.size == 12 and np.isnan(looped).any()
     np.testing.assert_allclose(band, expected, rtol=1e-5, atol=1e-4)
+
 
 def blurred_noise(side, seed=0):
     """Noise blurred over 1/128 of the side: its spectrum falls off at a fixed number of cycles per

@@ -1,5 +1,7 @@
 """Reading images and spectral features: formats, sizes, bad files, the cache and parallelism."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -55,7 +57,7 @@ def test_tiny_images_are_refused(nb, tmp_path):
 @pytest.mark.parametrize("kind", ["azimuthal", "spectrum2d", "both"])
 def test_feature_length_is_the_same_for_any_size_and_aspect(nb, kind):
     settings = nb.feature_settings(kind)
-    lengths = {nb.spectral_features(np.random.default_rng(0).random(shape, np.float32) * 255, settings).size
+    lengths = {nb.image_features(np.random.default_rng(0).random(shape, np.float32) * 255, settings).size
                for shape in [(64, 64), (64, 301), (517, 64), (256, 256), (1024, 768)]}
     assert lengths == {len(nb.feature_names(settings))}
 
@@ -76,7 +78,7 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
 
 def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
     """A band has its own grid, drawn in cycles per image; cells beyond the image's Nyquist limit get 0."""
-    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3))
+    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3), residual_period=0)
     grey = np.random.default_rng(3).random((200, 160), np.float32) * 255
     power = nb.periodogram_db(grey)
     f_rows, f_cols = nb.frequencies(*grey.shape)
@@ -103,7 +105,7 @@ def blurred_noise(side, seed=0):
 def test_band_features_stay_put_when_the_image_is_downscaled(nb):
     """Halving the image moves its spectrum's fall-off on the cycles-per-pixel axis, not in a band,
     which is measured in cycles per image."""
-    settings = nb.feature_settings("both", bands=(256,))
+    settings = nb.feature_settings("both", bands=(256,), residual_period=0)
     large = blurred_noise(512)
     small = cv2.resize(large, (256, 256), interpolation=cv2.INTER_AREA)
     shift = np.abs(nb.spectral_features(large, settings) - nb.spectral_features(small, settings))
@@ -113,7 +115,7 @@ def test_band_features_stay_put_when_the_image_is_downscaled(nb):
 
 
 def test_a_band_beyond_the_nyquist_limit_gets_the_mean_in_its_empty_bins(nb):
-    settings = nb.feature_settings("azimuthal", bands=(768,))
+    settings = nb.feature_settings("azimuthal", bands=(768,), residual_period=0)
     features = nb.spectral_features(blurred_noise(256), settings)
     rings = settings["band_bins"][0]
     band = features[np.char.endswith(nb.feature_names(settings), "@768")]
@@ -133,6 +135,72 @@ def test_upsampling_traces_show_at_high_frequency(nb):
     difference = real - fake
     tilt = difference[-8:].mean() - difference[:8].mean()
     assert abs(tilt) > 3 * difference[:8].std()
+
+
+def looped_residual_pairs(grey, period, quantum, limit):
+    """The residual pairs by the definition, one pixel at a time: an independent oracle."""
+    counts = {"rows": {}, "cols": {}}
+
+    def level(r):
+        return max(-limit, min(limit, math.floor(r / quantum + 0.5)))
+
+    for top in range(0, grey.shape[0] - 3, period):
+        for y in (top + 1, top + 2):
+            row = [level(grey[y, x - 1] - 2 * grey[y, x] + grey[y, x + 1]) for x in range(1, grey.shape[1] - 1)]
+            for pair in zip(row[:-1], row[1:], strict=True):
+                counts["rows"][pair] = counts["rows"].get(pair, 0) + 1
+        for x in range(grey.shape[1]):
+            first, second = (level(grey[y - 1, x] - 2 * grey[y, x] + grey[y + 1, x]) for y in (top + 1, top + 2))
+            counts["cols"][first, second] = counts["cols"].get((first, second), 0) + 1
+    features = []
+    for along in ("rows", "cols"):
+        total = sum(counts[along].values())
+        for a in range(-limit, limit + 1):
+            for b in range(a, limit + 1):
+                both_orders = counts[along].get((a, b), 0) + counts[along].get((b, a), 0)
+                features.append(math.log(both_orders / (2 * total) + 1e-6))
+    return np.array(features)
+
+
+def test_residual_pairs_equal_a_pixel_loop(nb):
+    grey = np.random.default_rng(4).normal(128, 3, (45, 30)).round().astype(np.float32)
+    settings = nb.feature_settings("azimuthal", bands=(), residual_period=8, residual_quantum=2, residual_limit=2)
+    features = nb.residual_features(grey, settings)
+    np.testing.assert_allclose(features, looped_residual_pairs(grey, 8, 2, 2), rtol=1e-5, atol=1e-5)
+    names = nb.feature_names(settings)
+    assert features.size == 30 and names[-30:] == [n for n in names if n.startswith("pair")]
+    assert names[-30] == "pair-2-2_rows" and names[-1] == "pair+2+2_cols"
+
+
+def test_residual_pairs_ignore_brightness_ramps_and_mirroring(nb):
+    """Second differences cancel any plane a + b·x + c·y, and a left-right mirror only swaps pairs."""
+    grey = np.random.default_rng(5).integers(0, 200, (96, 80)).astype(np.float32)
+    y, x = np.mgrid[:96, :80].astype(np.float32)
+    settings = nb.feature_settings("both")
+    features = nb.residual_features(grey, settings)
+    np.testing.assert_array_equal(nb.residual_features(grey + 3 * x - 2 * y + 17, settings), features)
+    np.testing.assert_array_equal(nb.residual_features(np.ascontiguousarray(grey[:, ::-1]), settings), features)
+    assert not np.array_equal(nb.residual_features(grey * 0.5, settings), features)  # the quantum is in grey levels
+
+
+def test_image_features_are_the_spectrum_then_the_residual_pairs(nb):
+    grey = nb.to_grey(noise_image(128, channels=1))
+    settings = nb.feature_settings("both")
+    np.testing.assert_array_equal(nb.image_features(grey, settings),
+                                  np.r_[nb.spectral_features(grey, settings), nb.residual_features(grey, settings)])
+    without = nb.feature_settings("both", residual_period=0)
+    np.testing.assert_array_equal(nb.image_features(grey, without), nb.spectral_features(grey, without))
+
+
+def test_half_of_the_random_downscales_use_a_common_ratio(nb, monkeypatch):
+    factors = []
+    monkeypatch.setattr(nb, "downscale", lambda image, factor: factors.append(factor) or image)
+    for seed in range(600):
+        nb.random_perturbation(np.zeros((100, 100), np.uint8), np.random.default_rng(seed))
+    common = np.isin(factors, nb.COMMON_RATIOS)
+    assert 150 < len(factors) < 250 and 0.4 < common.mean() < 0.6
+    assert set(np.asarray(factors)[common]) == set(nb.COMMON_RATIOS)
+    assert all(0.35 <= factor <= 1 for factor in factors)
 
 
 def test_extract_features_reports_bad_files_and_keeps_the_rest(nb, image_folder):

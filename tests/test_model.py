@@ -1,5 +1,7 @@
 """LogisticModel: export/import, refusal of bad model files, determinism, and test() -> CSV."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,6 +61,10 @@ def damaged_files(nb, good, tmp_path):
         bad[field] = value
         np.save(tmp_path / f"{field}.npy", bad)
         cases[f"{field}.npy"] = message
+    older = record.copy()
+    older["settings"] = json.dumps({**json.loads(str(record["settings"])), "format": nb.FEATURE_FORMAT - 1})
+    np.save(tmp_path / "older.npy", older)
+    cases["older.npy"] = f"features of format {nb.FEATURE_FORMAT - 1}, .* retrain"
     bad = record.copy()
     bad["theta"][3] = np.nan
     np.save(tmp_path / "nan.npy", bad)

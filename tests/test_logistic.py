@@ -86,7 +86,7 @@ def test_separable_data_trains_without_warnings_and_stays_finite(nb):
     y = np.r_[np.zeros(20), np.ones(20)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        settings = nb.feature_settings("azimuthal", radial_bins=1, bands=())
+        settings = nb.feature_settings("azimuthal", radial_bins=1, bands=(), residual_period=0)
         model = nb.LogisticModel(iterations=5000, l2=0.0, settings=settings)
         model.fit(X, y)
         p = model.predict_proba(X)
@@ -99,7 +99,7 @@ def test_constant_columns_do_not_break_the_z_score(nb):
     rng = np.random.default_rng(5)
     X = np.c_[rng.normal(size=60), np.full(60, 7.0)]
     y = (X[:, 0] > 0).astype(float)
-    settings = nb.feature_settings("azimuthal", radial_bins=2, bands=())
+    settings = nb.feature_settings("azimuthal", radial_bins=2, bands=(), residual_period=0)
     model = nb.LogisticModel(iterations=500, l2=0.01, settings=settings).fit(X, y)
     assert model.scale_[1] == 1.0 and model.wm[2] == 0.0
     assert np.isfinite(model.predict_proba(X)).all()
@@ -110,10 +110,10 @@ def zscore(X):
     return (X - X.mean(axis=0)) / np.where(std > 0, std, 1)
 
 
-def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="newton"):
+def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="lbfgs"):
     """Our fit and scikit-learn's agree on probabilities (1e-4) and on >= 99.9% of labels."""
     X = zscore(X)
-    settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1], bands=())
+    settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1], bands=(), residual_period=0)
     ours = nb.LogisticModel(iterations=iterations, l2=l2, tol=1e-10, settings=settings,
                             solver=solver).fit(X, y)
     reference = LogisticRegression(C=1 / (len(y) * l2), tol=1e-12, max_iter=100_000).fit(X, y)
@@ -122,7 +122,7 @@ def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="newton"):
     assert np.mean((p_ours >= 0.5) == (p_ref >= 0.5)) >= 0.999
 
 
-@pytest.mark.parametrize("solver", ["newton", "gradient"])
+@pytest.mark.parametrize("solver", ["lbfgs", "newton", "gradient"])
 def test_matches_sklearn_on_breast_cancer(nb, solver):
     data = load_breast_cancer()
     assert_matches_sklearn(nb, data.data, data.target, l2=1e-3, solver=solver)
@@ -150,9 +150,43 @@ def test_newton_never_increases_the_loss_and_converges_in_few_steps(nb):
     assert np.linalg.norm(nb.gradient(result["theta"], Xb, y, 1e-3)) < 1e-10
 
 
+def test_lbfgs_lowers_the_loss_every_step_and_reaches_newtons_optimum(nb):
+    rng = np.random.default_rng(7)
+    Xb = nb.with_bias_column(rng.normal(size=(300, 20)) @ rng.normal(size=(20, 20)))
+    y = (Xb[:, 1] + rng.normal(size=300) > 0).astype(float)
+    result = nb.lbfgs(Xb, y, 1000, 1e-3, tol=1e-10)
+    assert np.all(np.diff(result["losses"]) <= 1e-15)
+    assert result["converged"] and result["recorded_at"][-1] < 500
+    newton = nb.newton_method(Xb, y, 100, 1e-3, tol=1e-10)
+    np.testing.assert_allclose(result["theta"], newton["theta"], rtol=0, atol=1e-7)
+
+
+def test_lbfgs_direction_meets_the_secant_conditions_of_a_quadratic(nb):
+    """On J = ½θᵀAθ the newest pair's gradient change maps back to its step, Ĥ⁻¹(As) = s; with
+    A-conjugate steps (A's eigenvectors) every pair's does, and d of them give Ĥ⁻¹ = A⁻¹."""
+    rng = np.random.default_rng(3)
+    root = rng.normal(size=(5, 5))
+    A = root @ root.T + np.eye(5)
+    random_pairs = [(s, A @ s, 1.0 / (s @ A @ s)) for s in rng.normal(size=(4, 5))]
+    newest_s, newest_g, _ = random_pairs[-1]
+    np.testing.assert_allclose(nb.lbfgs_direction(newest_g, random_pairs), newest_s, rtol=1e-10)
+    conjugate_pairs = [(s, A @ s, 1.0 / (s @ A @ s)) for s in np.linalg.eigh(A)[1].T]
+    grad = rng.normal(size=5)
+    np.testing.assert_allclose(nb.lbfgs_direction(grad, conjugate_pairs), np.linalg.solve(A, grad), rtol=1e-10)
+
+
+def test_the_default_solver_in_memory_is_lbfgs(nb):
+    data = load_breast_cancer()
+    X, settings = zscore(data.data), nb.feature_settings("azimuthal", radial_bins=30, bands=(), residual_period=0)
+    fits = {solver: nb.LogisticModel(l2=1e-3, settings=settings, solver=solver).fit(X, data.target)
+            for solver in ("auto", "lbfgs", "newton")}
+    np.testing.assert_array_equal(fits["auto"].wm, fits["lbfgs"].wm)
+    assert fits["auto"].recorded_at_[-1] > fits["newton"].recorded_at_[-1]
+
+
 def test_the_solver_is_checked(nb):
     with pytest.raises(ValueError, match="solver"):
-        nb.LogisticModel(solver="lbfgs")
+        nb.LogisticModel(solver="adam")
 
 
 def test_a_diverging_learning_rate_is_reported(nb):

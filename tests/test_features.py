@@ -139,26 +139,33 @@ def test_upsampling_traces_show_at_high_frequency(nb):
 
 def looped_residual_pairs(grey, period, quantum, limit):
     """The residual pairs by the definition, one pixel at a time: an independent oracle."""
-    counts = {"rows": {}, "cols": {}}
+    counts = {"rows": {}, "cols": {}, "cross": {}}
 
     def level(r):
         return max(-limit, min(limit, math.floor(r / quantum + 0.5)))
+
+    def count(table, pair):
+        counts[table][pair] = counts[table].get(pair, 0) + 1
 
     for top in range(0, grey.shape[0] - 3, period):
         for y in (top + 1, top + 2):
             row = [level(grey[y, x - 1] - 2 * grey[y, x] + grey[y, x + 1]) for x in range(1, grey.shape[1] - 1)]
             for pair in zip(row[:-1], row[1:], strict=True):
-                counts["rows"][pair] = counts["rows"].get(pair, 0) + 1
+                count("rows", pair)
+            for x, along_row in enumerate(row, start=1):
+                count("cross", (along_row, level(grey[y - 1, x] - 2 * grey[y, x] + grey[y + 1, x])))
         for x in range(grey.shape[1]):
-            first, second = (level(grey[y - 1, x] - 2 * grey[y, x] + grey[y + 1, x]) for y in (top + 1, top + 2))
-            counts["cols"][first, second] = counts["cols"].get((first, second), 0) + 1
+            count("cols", tuple(level(grey[y - 1, x] - 2 * grey[y, x] + grey[y + 1, x]) for y in (top + 1, top + 2)))
     features = []
+    levels = range(-limit, limit + 1)
     for along in ("rows", "cols"):
         total = sum(counts[along].values())
-        for a in range(-limit, limit + 1):
+        for a in levels:
             for b in range(a, limit + 1):
                 both_orders = counts[along].get((a, b), 0) + counts[along].get((b, a), 0)
                 features.append(math.log(both_orders / (2 * total) + 1e-6))
+    total = sum(counts["cross"].values())
+    features += [math.log(counts["cross"].get((a, b), 0) / total + 1e-6) for a in levels for b in levels]
     return np.array(features)
 
 
@@ -168,8 +175,8 @@ def test_residual_pairs_equal_a_pixel_loop(nb):
     features = nb.residual_features(grey, settings)
     np.testing.assert_allclose(features, looped_residual_pairs(grey, 8, 2, 2), rtol=1e-5, atol=1e-5)
     names = nb.feature_names(settings)
-    assert features.size == 30 and names[-30:] == [n for n in names if n.startswith("pair")]
-    assert names[-30] == "pair-2-2_rows" and names[-1] == "pair+2+2_cols"
+    assert features.size == 55 and names[-55:] == [n for n in names if n.startswith(("pair", "cross"))]
+    assert names[-55] == "pair-2-2_rows" and names[-26] == "pair+2+2_cols" and names[-1] == "cross+2+2"
 
 
 def test_residual_pairs_ignore_brightness_ramps_and_mirroring(nb):

@@ -18,12 +18,17 @@ def trained(nb):
     return model, X
 
 
-def test_export_import_round_trip_predicts_the_same(nb, trained, tmp_path):
+@pytest.mark.parametrize("quadratic", [False, True])
+def test_export_import_round_trip_predicts_the_same(nb, trained, tmp_path, quadratic):
     model, X = trained
+    if quadratic:
+        model = nb.LogisticModel(iterations=300, l2=1e-2, threshold=0.4, settings=model.settings,
+                                 quadratic=True).fit(X, model.predict(X))
     model.export_model(tmp_path / "m.npy")
     loaded = nb.LogisticModel.import_model(tmp_path / "m.npy")
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.threshold == 0.4 and loaded.settings == model.settings and loaded.trained
+    assert loaded.quadratic == quadratic and loaded.wm.size == X.shape[1] * (1 + quadratic) + 1
     np.testing.assert_array_equal(loaded.wm, model.wm)
 
 
@@ -65,6 +70,21 @@ def damaged_files(nb, good, tmp_path):
     older["settings"] = json.dumps({**json.loads(str(record["settings"])), "format": nb.FEATURE_FORMAT - 1})
     np.save(tmp_path / "older.npy", older)
     cases["older.npy"] = f"features of format {nb.FEATURE_FORMAT - 1}, .* retrain"
+    version_1 = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name != "quadratic"])
+    for name in version_1.dtype.names:
+        version_1[name] = record[name]
+    version_1["version"] = 1  # the linear models before the squares: no "quadratic" field
+    np.save(tmp_path / "version_1.npy", version_1)
+    cases["version_1.npy"] = "format version 1, .* retrain"
+    extra = np.zeros((), record.dtype.descr + [("comment", "U8")])
+    for name in record.dtype.names:
+        extra[name] = record[name]
+    np.save(tmp_path / "extra.npy", extra)
+    cases["extra.npy"] = "unexpected fields"
+    squared = record.copy()
+    squared["quadratic"] = True  # a linear model's coefficients, but the file says it squares
+    np.save(tmp_path / "squared.npy", squared)
+    cases["squared.npy"] = "coefficients for .* columns"
     bad = record.copy()
     bad["theta"][3] = np.nan
     np.save(tmp_path / "nan.npy", bad)

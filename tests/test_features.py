@@ -253,6 +253,17 @@ def test_views_apply_the_protocol_perturbations(nb):
         nb.apply_view(image, "rotate90")
 
 
+def test_a_crop_saved_as_png_gives_the_features_of_the_crop_in_memory(nb, tmp_path):
+    photo = write(tmp_path / "photo.jpg", cv2.GaussianBlur(noise_image(256), (5, 5), 1.5), cv2.IMWRITE_JPEG_QUALITY, 90)
+    crop = write(tmp_path / "crop.png", nb.crop(cv2.imread(str(photo), cv2.IMREAD_COLOR), 200))
+    settings = nb.feature_settings("both")
+    in_memory, _ = nb.extract_features([photo], ["crop200"], settings, n_jobs=1, cache_dir="")
+    from_file, _ = nb.extract_features([crop], None, settings, n_jobs=1, cache_dir="")
+    np.testing.assert_array_equal(from_file, in_memory)
+    png_decoder_grey = cv2.imread(str(crop), cv2.IMREAD_GRAYSCALE)
+    assert (png_decoder_grey != nb.read_image(crop, grey=True)).mean() > 0.1  # why PNGs are read in colour
+
+
 def test_jpeg_quality_is_read_from_the_quantisation_table(nb, tmp_path):
     for quality in (60, 75, 90, 100):
         path = write(tmp_path / f"q{quality}.jpg", noise_image(64), cv2.IMWRITE_JPEG_QUALITY, quality)

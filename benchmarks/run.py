@@ -183,7 +183,7 @@ def scaling(paths, labels, factor, n_jobs):
         f"X, errors = nb.extract_features(paths, n_jobs={n_jobs}, cache_dir='')\n"
         "extract = time.perf_counter() - start\n"
         "start = time.perf_counter()\n"
-        "nb.LogisticModel(iterations=20, l2=1e-3, tol=0.0).fit(X, labels)\n"
+        "nb.LogisticRegression(X.shape[1], iterations=20, l2=1e-3, tol=0.0).fit(X, labels)\n"
         "train = time.perf_counter() - start\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(json.dumps({'images': len(paths), 'extract_seconds': extract, 'train_seconds': train,"

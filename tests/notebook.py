@@ -1,4 +1,5 @@
-"""Load the notebook's configuration and `definitions` cells as an importable module.
+"""Load the notebook's `definitions` cells as an importable module (never the parameters: the
+definitions must not need them).
 
 The module is registered in sys.modules, so worker processes can pickle its functions by name.
 """
@@ -20,13 +21,12 @@ def cell_sources(tags):
 
 
 def load_definitions():
-    """Exec the parameters and definitions cells once into the module `deepfake_notebook`."""
+    """Exec the definitions cells once into the module `deepfake_notebook`."""
     if MODULE_NAME in sys.modules:
         return sys.modules[MODULE_NAME]
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = str(NOTEBOOK)
     sys.modules[MODULE_NAME] = module
-    for number, source in enumerate(cell_sources(["parameters", "definitions"])):
+    for number, source in enumerate(cell_sources(["definitions"])):
         exec(compile(source, f"{NOTEBOOK.name}:cell{number}", "exec"), module.__dict__)
-    module.SHOW_PROGRESS = False
     return module

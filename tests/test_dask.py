@@ -77,9 +77,9 @@ def test_chunked_training_gives_the_in_memory_model(nb, cluster, tmp_path, quadr
     settings = nb.feature_settings("both")
     X = rng.normal(size=(600, len(nb.feature_names(settings)))).astype(np.float32)
     y = (X[:, 0] - X[:, 50] + rng.normal(size=600) > 0).astype(int)
-    options = dict(iterations=300, l2=1e-2, settings=settings, quadratic=quadratic)
-    in_memory = nb.LogisticModel(solver="newton", **options).fit(X, y)
-    chunked = nb.LogisticModel(**options).fit(da.from_array(X, chunks=(150, -1)), y)
+    options = dict(settings=settings, iterations=300, l2=1e-2, quadratic=quadratic)
+    in_memory = nb.LogisticModel(X.shape[1], solver="newton", **options).fit(X, y)
+    chunked = nb.LogisticModel(X.shape[1], **options).fit(da.from_array(X, chunks=(150, -1)), y)
     assert chunked.recorded_at_[-1] == in_memory.recorded_at_[-1]  # "auto" takes Newton's method on dask
     chunked.export_model(tmp_path / "chunked.npy")
     loaded = nb.LogisticModel.import_model(tmp_path / "chunked.npy")

@@ -1,5 +1,6 @@
 """The notebook as a user runs it: papermill in "import" mode on a folder with bad files."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,14 +9,17 @@ import pandas as pd
 from conftest import REPO
 
 
-def run_notebook(out, **parameters):
-    """Execute the notebook with papermill in `out`; returns the executed notebook's text."""
+def run_notebook(out, yaml=(), **parameters):
+    """Execute the notebook with papermill in `out`; returns the executed notebook's text.
+    `yaml` holds parameters given as YAML (lists)."""
     papermill = Path(sys.executable).parent / "papermill"
     arguments = [str(papermill), str(REPO / "DeepFakeLogReg.ipynb"), str(out / "executed.ipynb"),
                  "--cwd", str(REPO), "--no-progress-bar", "-p", "CACHE_DIR", str(out / "cache"),
                  "-p", "SHOW_PROGRESS", "False"]
     for name, value in parameters.items():
         arguments += ["-p", name, str(value)]
+    for line in yaml:
+        arguments += ["-y", line]
     subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
     return (out / "executed.ipynb").read_text()
 
@@ -60,5 +64,17 @@ def test_training_on_the_demo_set_never_touches_the_shipped_model_or_labels(tmp_
     assert (REPO / "model.npy").read_bytes() == shipped
     assert (tmp_path / "model.npy").read_bytes() != shipped
     assert not (tmp_path / "labels.csv").exists()  # demo labels go next to the demo images
+    table = pd.read_csv(tmp_path / "data" / "demo" / "labels.csv")
+    assert len(table) == 4 and set(table.label) <= {"Real", "Fake"}
+
+
+def test_search_mode_chooses_from_its_grid_and_trains_with_the_choice(tmp_path):
+    executed = run_notebook(tmp_path, INIT_MODE="search", DATA_DIR=tmp_path / "data", FUTURE_DIR=tmp_path / "none",
+                            OUTPUT_CSV=tmp_path / "labels.csv", EXPORT_PATH=tmp_path / "model.npy", N_AUGMENT=1,
+                            SEARCH_ITERATIONS=60, yaml=["SEARCH_LEARNING_RATES: [0.001, 0.3]", "SEARCH_L2: [0.0001]"])
+    chosen = re.search(r"search chose learning rate (\S+), L2 (\S+), (\d+) iterations", executed)
+    assert chosen, "the search reported no choice"
+    assert float(chosen[1]) in (0.001, 0.3) and float(chosen[2]) == 0.0001 and 0 <= int(chosen[3]) <= 60
+    assert "trained on " in executed and (tmp_path / "model.npy").exists()
     table = pd.read_csv(tmp_path / "data" / "demo" / "labels.csv")
     assert len(table) == 4 and set(table.label) <= {"Real", "Fake"}

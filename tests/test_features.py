@@ -215,7 +215,7 @@ def test_extract_features_reports_bad_files_and_keeps_the_rest(nb, image_folder)
     X, errors = nb.extract_features(paths, n_jobs=2, cache_dir="")
     names = [p.name for p in paths]
     assert names == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg", "b_good.PNG"]
-    assert X.dtype == np.float32 and X.shape == (5, len(nb.feature_names(nb.feature_settings(nb.FEATURES))))
+    assert X.dtype == np.float32 and X.shape == (5, len(nb.feature_names(nb.feature_settings())))
     failed = np.isnan(X).all(axis=1)
     assert list(failed) == [False, True, True, True, False]
     assert set(errors) == {str(paths[i]) for i in (1, 2, 3)}

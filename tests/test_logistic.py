@@ -86,8 +86,7 @@ def test_separable_data_trains_without_warnings_and_stays_finite(nb):
     y = np.r_[np.zeros(20), np.ones(20)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        settings = nb.feature_settings("azimuthal", radial_bins=1, bands=(), residual_period=0)
-        model = nb.LogisticModel(iterations=5000, l2=0.0, settings=settings)
+        model = nb.LogisticRegression(1, iterations=5000, l2=0.0)
         model.fit(X, y)
         p = model.predict_proba(X)
     assert np.isfinite(model.w_vector).all()
@@ -99,8 +98,7 @@ def test_constant_columns_do_not_break_the_z_score(nb):
     rng = np.random.default_rng(5)
     X = np.c_[rng.normal(size=60), np.full(60, 7.0)]
     y = (X[:, 0] > 0).astype(float)
-    settings = nb.feature_settings("azimuthal", radial_bins=2, bands=(), residual_period=0)
-    model = nb.LogisticModel(iterations=500, l2=0.01, settings=settings).fit(X, y)
+    model = nb.LogisticRegression(2, iterations=500, l2=0.01).fit(X, y)
     assert model.scale_[1] == 1.0 and model.wm[2] == 0.0
     assert np.isfinite(model.predict_proba(X)).all()
 
@@ -109,8 +107,7 @@ def test_squares_learn_a_difference_in_spread_that_a_line_cannot(nb):
     rng = np.random.default_rng(6)
     y = np.repeat([0, 1], 400)
     X = rng.normal(size=(800, 2)) * np.where(y == 1, 3.0, 1.0)[:, None]  # same mean, fakes spread wider
-    settings = nb.feature_settings("azimuthal", radial_bins=2, bands=(), residual_period=0)
-    accuracy = {quadratic: (nb.LogisticModel(l2=1e-3, settings=settings, quadratic=quadratic)
+    accuracy = {quadratic: (nb.LogisticRegression(2, l2=1e-3, quadratic=quadratic)
                             .fit(X, y).predict(X) == y).mean() for quadratic in (False, True)}
     assert accuracy[False] < 0.6 < 0.8 < accuracy[True]
 
@@ -119,8 +116,7 @@ def test_quadratic_design_clips_then_squares_and_z_scores(nb):
     rng = np.random.default_rng(7)
     X = rng.normal(size=(300, 2))
     X[0, 0] = 50.0  # an outlier
-    settings = nb.feature_settings("azimuthal", radial_bins=2, bands=(), residual_period=0)
-    model = nb.LogisticModel(iterations=50, settings=settings, quadratic=True).fit(X, rng.integers(0, 2, 300))
+    model = nb.LogisticRegression(2, iterations=50, quadratic=True).fit(X, rng.integers(0, 2, 300))
     design = model.design(X)
     z = np.clip((X - X.mean(axis=0)) / X.std(axis=0), -nb.Z_LIMIT, nb.Z_LIMIT)
     np.testing.assert_allclose(design[:, :2], z)
@@ -136,9 +132,7 @@ def zscore(X):
 def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="lbfgs"):
     """Our fit and scikit-learn's agree on probabilities (1e-4) and on >= 99.9% of labels."""
     X = zscore(X)
-    settings = nb.feature_settings("azimuthal", radial_bins=X.shape[1], bands=(), residual_period=0)
-    ours = nb.LogisticModel(iterations=iterations, l2=l2, tol=1e-10, settings=settings,
-                            solver=solver).fit(X, y)
+    ours = nb.LogisticRegression(X.shape[1], iterations=iterations, l2=l2, tol=1e-10, solver=solver).fit(X, y)
     reference = LogisticRegression(C=1 / (len(y) * l2), tol=1e-12, max_iter=100_000).fit(X, y)
     p_ours, p_ref = ours.predict_proba(X), reference.predict_proba(X)[:, 1]
     assert np.abs(p_ours - p_ref).max() < 1e-4
@@ -200,8 +194,8 @@ def test_lbfgs_direction_meets_the_secant_conditions_of_a_quadratic(nb):
 
 def test_the_default_solver_in_memory_is_lbfgs(nb):
     data = load_breast_cancer()
-    X, settings = zscore(data.data), nb.feature_settings("azimuthal", radial_bins=30, bands=(), residual_period=0)
-    fits = {solver: nb.LogisticModel(l2=1e-3, settings=settings, solver=solver).fit(X, data.target)
+    X = zscore(data.data)
+    fits = {solver: nb.LogisticRegression(X.shape[1], l2=1e-3, solver=solver).fit(X, data.target)
             for solver in ("auto", "lbfgs", "newton")}
     np.testing.assert_array_equal(fits["auto"].wm, fits["lbfgs"].wm)
     assert fits["auto"].recorded_at_[-1] > fits["newton"].recorded_at_[-1]
@@ -209,7 +203,7 @@ def test_the_default_solver_in_memory_is_lbfgs(nb):
 
 def test_the_solver_is_checked(nb):
     with pytest.raises(ValueError, match="solver"):
-        nb.LogisticModel(solver="adam")
+        nb.LogisticModel(10, solver="adam")
 
 
 def test_a_diverging_learning_rate_is_reported(nb):
@@ -236,3 +230,25 @@ def test_matches_sklearn_on_the_shared_faces(nb):
     assert not errors
     assert_matches_sklearn(nb, X.astype(np.float64), labels, l2=1e-2)
 
+
+
+def test_the_search_prefers_the_rate_and_penalty_that_validate_best(nb):
+    """Plenty of rows for five features: the optimum generalises, so the search takes the rate that
+    reaches it and the small penalty; tiny steps fall short, and a large penalty underfits."""
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(600, 5))
+    y = (rng.random(600) < nb.sigmoid(2 * X[:, 0] - X[:, 1])).astype(int)
+    folds = nb.stratified_folds(y, 3, seed=0)
+    curves = nb.validation_curves(X, y, folds, [1e-4, 0.3], [1e-3, 1.0],
+                                  lambda rate, l2: nb.LogisticRegression(5, learning_rate=rate, iterations=400,
+                                                                         l2=l2, tol=0.0, record_every=25))
+    assert len(curves) == 2 * 2 * 3 * 17 and set(curves.fold) == {0, 1, 2}
+    summary = nb.search_summary(curves)
+    assert list(summary[["learning_rate", "l2"]].itertuples(index=False, name=None))[0] == (0.3, 1e-3)
+    assert summary.val_loss.is_monotonic_increasing and summary.val_accuracy[0] > 0.75
+    assert summary[summary.learning_rate == 1e-4].val_loss.min() > summary.val_loss[0] + 0.05
+    fold_0 = curves[(curves.learning_rate == 0.3) & (curves.l2 == 1e-3) & (curves.fold == 0)]
+    model = nb.LogisticRegression(5, learning_rate=0.3, iterations=400, l2=1e-3, tol=0.0)
+    model.fit(X[folds != 0], y[folds != 0])
+    logits = model.decision_function(X[folds == 0])
+    assert fold_0.val_loss.iloc[-1] == pytest.approx(nb.log_loss(logits, y[folds == 0]), rel=1e-12)

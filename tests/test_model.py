@@ -14,7 +14,7 @@ def trained(nb):
     d = len(nb.feature_names(settings))
     X = rng.normal(size=(120, d)).astype(np.float32)
     y = (X[:, 0] - X[:, 40] + rng.normal(size=120) > 0).astype(int)
-    model = nb.LogisticModel(iterations=300, l2=1e-2, threshold=0.4, settings=settings).fit(X, y)
+    model = nb.LogisticModel(d, settings, iterations=300, l2=1e-2, threshold=0.4).fit(X, y)
     return model, X
 
 
@@ -22,7 +22,7 @@ def trained(nb):
 def test_export_import_round_trip_predicts_the_same(nb, trained, tmp_path, quadratic):
     model, X = trained
     if quadratic:
-        model = nb.LogisticModel(iterations=300, l2=1e-2, threshold=0.4, settings=model.settings,
+        model = nb.LogisticModel(X.shape[1], model.settings, iterations=300, l2=1e-2, threshold=0.4,
                                  quadratic=True).fit(X, model.predict(X))
     model.export_model(tmp_path / "m.npy")
     loaded = nb.LogisticModel.import_model(tmp_path / "m.npy")
@@ -43,7 +43,7 @@ def test_same_seed_same_data_gives_a_byte_identical_file(nb, trained, tmp_path):
     model, X = trained
     y = model.predict(X)
     for name in ("a.npy", "b.npy"):
-        again = nb.LogisticModel(iterations=300, l2=1e-2, settings=model.settings).fit(X, y)
+        again = nb.LogisticModel(X.shape[1], model.settings, iterations=300, l2=1e-2).fit(X, y)
         again.export_model(tmp_path / name)
     assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
 
@@ -127,11 +127,20 @@ def test_labels_follow_the_threshold(nb, trained, image_folder, tmp_path):
 
 
 def test_an_empty_model_says_it_is_untrained(nb, image_folder, tmp_path, capsys):
-    table = nb.LogisticModel().test(image_folder, tmp_path / "labels.csv", n_jobs=1, cache_dir="")
+    settings = nb.feature_settings()
+    empty = nb.LogisticModel(len(nb.feature_names(settings)), settings)
+    table = empty.test(image_folder, tmp_path / "labels.csv", n_jobs=1, cache_dir="")
     assert "UNTRAINED" in capsys.readouterr().out
     assert set(table.p_fake.dropna()) == {0.5}
 
 
 def test_a_missing_future_folder_is_a_clear_error(nb, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such folder"):
-        nb.LogisticModel().test(tmp_path / "nowhere", tmp_path / "labels.csv")
+        nb.LogisticModel(1).test(tmp_path / "nowhere", tmp_path / "labels.csv")
+
+
+def test_a_model_needs_only_its_column_count(nb):
+    model = nb.LogisticModel(3)
+    assert not model.trained and model.settings is None
+    np.testing.assert_array_equal(model.predict_proba(np.ones((2, 3))), [0.5, 0.5])
+    assert nb.LogisticModel(3, quadratic=True).wm.shape == (7,)

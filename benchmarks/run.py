@@ -199,8 +199,8 @@ def cluster_throughput(paths, n_workers):
     """Images per second of extraction on a dask LocalCluster of `n_workers` single-threaded workers."""
     from distributed import Client
 
-    preload = str(REPO / "tests" / "dask_preload.py")  # the workers' copy of the notebook module
-    with nb.local_cluster(n_workers, preload=[preload]) as cluster, Client(cluster):
+    # the workers are spawned: each runs this script's top level, which loads the notebook module
+    with nb.local_cluster(n_workers) as cluster, Client(cluster):
         nb.extract_features(paths[:8], cache_dir="", scheduler=cluster.scheduler_address)  # warm the workers
         seconds = best_of(2, lambda: nb.extract_features(paths, cache_dir="", scheduler=cluster.scheduler_address))
     return {"workers": n_workers, "seconds": seconds, "images_per_second": len(paths) / seconds,

@@ -1,5 +1,7 @@
-"""Shared fixtures: the notebook's definitions and small synthetic images."""
+"""Shared fixtures and helpers: the notebook's definitions, small synthetic images, papermill runs."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,11 @@ from notebook import load_definitions  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO.parent / "shared" / "data" / "faces"
+BIN = Path(sys.executable).parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs the notebook or starts processes (several seconds)")
 
 
 @pytest.fixture(scope="session")
@@ -30,17 +37,18 @@ def noise_image(side, seed=0, channels=3, dtype=np.uint8):
 
 @pytest.fixture
 def image_folder(tmp_path):
-    """A folder with two good images, a truncated JPEG, a text file named .png and an empty file."""
-    good = noise_image(128, seed=1)
-    cv2.imwrite(str(tmp_path / "a_good.jpg"), good)
-    (tmp_path / "nested").mkdir()
-    cv2.imwrite(str(tmp_path / "nested" / "b_good.PNG"), noise_image(96, seed=2))
-    whole = (tmp_path / "a_good.jpg").read_bytes()
-    (tmp_path / "c_truncated.jpg").write_bytes(whole[: len(whole) // 2])
-    (tmp_path / "d_text.png").write_text("this is not an image\n")
-    (tmp_path / "e_empty.jpg").write_bytes(b"")
-    (tmp_path / "notes.txt").write_text("ignored: not an image extension\n")
-    return tmp_path
+    """Two good images, a truncated JPEG, a text file named .png, an empty file and a text file."""
+    folder = tmp_path / "images"
+    (folder / "nested").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a_good.jpg"), noise_image(128, seed=1))
+    cv2.imwrite(str(folder / "nested" / "b_good.PNG"), noise_image(96, seed=2))
+    whole = (folder / "a_good.jpg").read_bytes()
+    (folder / "c_truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (folder / "d_text.png").write_text("this is not an image\n")
+    (folder / "e_empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image either\n")
+    (folder / ".hidden.jpg").write_bytes(whole)
+    return folder
 
 
 def shared_faces():
@@ -50,3 +58,21 @@ def shared_faces():
     paths = sorted((FACES / "Real").glob("*.jpg")) + sorted((FACES / "Fake").glob("*.jpg"))
     labels = np.array([0 if p.parent.name == "Real" else 1 for p in paths])
     return paths, labels
+
+
+def run_notebook(out, yaml=(), check=True, env=None, **parameters):
+    """Execute the notebook with papermill into `out` as a user would; returns (exit code, the executed
+    notebook's text, papermill's output). `yaml` holds parameters given as YAML (lists)."""
+    out.mkdir(parents=True, exist_ok=True)
+    arguments = [str(BIN / "papermill"), str(REPO / "DeepFakeLogReg.ipynb"), str(out / "executed.ipynb"),
+                 "--cwd", str(REPO), "--no-progress-bar", "-p", "CACHE_DIR", str(out / "cache"),
+                 "-p", "SHOW_PROGRESS", "False", "-p", "EXPORT_PATH", str(out / "model.npy")]
+    for name, value in parameters.items():
+        arguments += ["-p", name, str(value)]
+    for line in yaml:
+        arguments += ["-y", line]
+    done = subprocess.run(arguments, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    executed = (out / "executed.ipynb").read_text() if (out / "executed.ipynb").exists() else ""
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done.returncode, executed, done.stdout + done.stderr

@@ -1,74 +1,99 @@
-"""The dask path: same features, errors and model as the local path, and a lost worker changes nothing."""
+"""The dask path as users run it: the notebook's kernel, a LocalCluster and a cluster started with the `dask`
+command, with nothing installed on the workers but the project's packages; and the in-process API."""
 
 import os
 import signal
-from pathlib import Path
+import socket
+import subprocess
+import time
 
 import cv2
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import noise_image, shared_faces
+from conftest import BIN, FACES, REPO, noise_image, run_notebook
 from distributed import Client
+from test_robustness import adversarial_folder
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(tmp_path_factory):
+    """A scheduler and two single-threaded workers started with the `dask` command, elsewhere than the repo."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address, home = f"tcp://127.0.0.1:{port}", tmp_path_factory.mktemp("dask_home")
+    quiet = dict(cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                 env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"})
+    processes = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                   "--no-dashboard"], **quiet)]
+    processes.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--no-dashboard"], **quiet))
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def folder_with_faces_and_bad_files(tmp_path_factory):
+    """70 shared faces (linked; 120 synthetic images without them) beside files of every awkward kind."""
+    folder = tmp_path_factory.mktemp("mixed") / "future"
+    adversarial_folder(folder)
+    for class_folder in ("Real", "Fake"):
+        if (FACES / class_folder).is_dir():
+            (folder / class_folder).mkdir()
+            for face in sorted((FACES / class_folder).glob("*.jpg"))[::5]:  # 70 of the 350 shared faces
+                (folder / class_folder / face.name).symlink_to(face)
+    if not (FACES / "Real").is_dir():
+        (folder / "synthetic").mkdir()
+        for i in range(120):
+            cv2.imwrite(str(folder / "synthetic" / f"{i:03d}.png"), noise_image(512, seed=i))
+    return folder
+
+
+def test_the_notebook_gives_the_same_labels_on_every_scheduler(nb, cli_cluster, folder_with_faces_and_bad_files,
+                                                               tmp_path):
+    model = nb.LogisticModel.import_model(nb.Path(__file__).resolve().parent.parent / "model.npy")
+    nb.write_labels(nb.classify_folder(model, folder_with_faces_and_bad_files, n_jobs=2), tmp_path / "local.csv")
+    for scheduler in ("local", cli_cluster):
+        csv = tmp_path / f"{scheduler.replace('/', '_').replace(':', '_')}.csv"
+        run_notebook(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "none", DASK_SCHEDULER=scheduler,
+                     FUTURE_DIR=folder_with_faces_and_bad_files, OUTPUT_CSV=csv, CACHE_DIR="")
+        assert csv.read_bytes() == (tmp_path / "local.csv").read_bytes(), scheduler
+    assert (tmp_path / "local.csv").read_bytes().count(b"\n") > 15
+
+
+def test_a_worker_killed_during_a_run_changes_nothing(nb, cli_cluster, folder_with_faces_and_bad_files, tmp_path):
+    model = nb.LogisticModel.import_model(nb.Path(__file__).resolve().parent.parent / "model.npy")
+    nb.write_labels(nb.classify_folder(model, folder_with_faces_and_bad_files, n_jobs=2), tmp_path / "local.csv")
+    arguments = [str(BIN / "papermill"), str(REPO / "DeepFakeLogReg.ipynb"), str(tmp_path / "run.ipynb"),
+                 "--cwd", str(REPO), "-p", "INIT_MODE", "import", "-p", "DATA_DIR", str(tmp_path / "none"),
+                 "-p", "FUTURE_DIR", str(folder_with_faces_and_bad_files), "-p", "DASK_SCHEDULER", cli_cluster,
+                 "-p", "DASK_BATCH", "4", "-p", "CACHE_DIR", "", "-p", "OUTPUT_CSV", str(tmp_path / "dask.csv")]
+    run = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with Client(cli_cluster, timeout=60) as client:
+        deadline = time.monotonic() + 120
+        while not any(client.processing().values()) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        busy = [worker for worker, keys in client.processing().items() if keys]
+        assert busy, "the run finished before a worker could be killed"
+        os.kill(client.run(os.getpid, workers=busy[:1])[busy[0]], signal.SIGKILL)
+    assert run.wait(timeout=300) == 0
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
 @pytest.fixture(scope="module")
 def cluster(nb):
-    """Two worker processes on loopback."""
-    preload = str(Path(__file__).with_name("dask_preload.py"))
-    with nb.local_cluster(2, preload=[preload]) as local_cluster, Client(local_cluster) as client:
+    """Two worker processes on loopback, for training on dask arrays (no notebook function travels)."""
+    with nb.local_cluster(2) as local_cluster, Client(local_cluster) as client:
         yield local_cluster.scheduler_address, client
-
-
-@pytest.fixture(scope="module")
-def many_images(tmp_path_factory):
-    """60 small images of varied sizes, plus one unreadable file."""
-    folder = tmp_path_factory.mktemp("many")
-    for i in range(60):
-        cv2.imwrite(str(folder / f"{i:02d}.png"), noise_image(160 + 8 * (i % 7), seed=i))
-    (folder / "zz_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    return sorted(folder.iterdir())
-
-
-def test_dask_extraction_equals_the_local_one_and_fills_the_same_cache(nb, cluster, many_images, image_folder,
-                                                                       tmp_path):
-    address, _ = cluster
-    paths = many_images + nb.list_images(image_folder)
-    views = ["original", "jpeg75", "down0.75", "aug3"] * (len(paths) // 4) + ["original"] * (len(paths) % 4)
-    local = nb.extract_features(paths, views, n_jobs=1, cache_dir="", scheduler="")
-    remote = nb.extract_features(paths, views, cache_dir=str(tmp_path / "cache"), scheduler=address)
-    np.testing.assert_array_equal(local[0], remote[0])
-    assert local[1] == remote[1] and len(remote[1]) == 4
-    assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(paths) - 4
-    from_cache = nb.extract_features(paths, views, n_jobs=1, cache_dir=str(tmp_path / "cache"), scheduler="")
-    np.testing.assert_array_equal(from_cache[0], local[0])
-
-
-def test_dask_extraction_equals_the_local_one_on_the_shared_faces(nb, cluster):
-    address, _ = cluster
-    paths, _ = shared_faces()
-    local = nb.extract_features(paths, n_jobs=1, cache_dir="", scheduler="")
-    remote = nb.extract_features(paths, cache_dir="", scheduler=address)
-    np.testing.assert_array_equal(local[0], remote[0])
-    assert local[1] == remote[1] == {}
-
-
-def test_a_worker_killed_during_extraction_changes_nothing(nb, cluster, tmp_path):
-    _, client = cluster
-    for i in range(40):
-        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), noise_image(768, seed=i))
-    settings = nb.feature_settings("both")
-    tasks = [(str(path), [row], ["original"], settings) for row, path in enumerate(sorted(tmp_path.iterdir()))]
-    expected = {path: result for path, _, result in map(nb.file_features, tasks)}
-    results = nb.run_tasks_on_dask(tasks, client, batch_size=2)
-    received = [next(results)]
-    busy = [worker for worker, keys in client.processing().items() if keys]
-    assert busy, "the run finished before a worker could be killed"
-    os.kill(client.run(os.getpid)[busy[0]], signal.SIGKILL)
-    received += list(results)
-    assert sorted(path for path, _, _ in received) == sorted(expected)
-    for path, _, result in received:
-        np.testing.assert_array_equal(result, expected[path])
 
 
 @pytest.mark.parametrize("quadratic", [False, True])

@@ -1,80 +1,123 @@
-"""The notebook as a user runs it: papermill in "import" mode on a folder with bad files."""
+"""The notebook as a user runs it: papermill, one process per run."""
 
+import os
 import re
 import subprocess
-import sys
+import time
+import uuid
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pandas as pd
-from conftest import REPO
+import pytest
+from conftest import BIN, REPO, noise_image, run_notebook
 
-
-def run_notebook(out, yaml=(), **parameters):
-    """Execute the notebook with papermill in `out`; returns the executed notebook's text.
-    `yaml` holds parameters given as YAML (lists)."""
-    papermill = Path(sys.executable).parent / "papermill"
-    arguments = [str(papermill), str(REPO / "DeepFakeLogReg.ipynb"), str(out / "executed.ipynb"),
-                 "--cwd", str(REPO), "--no-progress-bar", "-p", "CACHE_DIR", str(out / "cache"),
-                 "-p", "SHOW_PROGRESS", "False"]
-    for name, value in parameters.items():
-        arguments += ["-p", name, str(value)]
-    for line in yaml:
-        arguments += ["-y", line]
-    subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
-    return (out / "executed.ipynb").read_text()
+pytestmark = pytest.mark.slow
 
 
 def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    csv = out / "labels.csv"
-    empty_data = out / "empty_dir"
-    empty_data.mkdir()
-    run_notebook(out, INIT_MODE="import", FUTURE_DIR=image_folder, DATA_DIR=empty_data, OUTPUT_CSV=csv)
+    csv = tmp_path / "labels.csv"
+    run_notebook(tmp_path / "run", INIT_MODE="import", FUTURE_DIR=image_folder, DATA_DIR=tmp_path / "none",
+                 OUTPUT_CSV=csv)
     table = pd.read_csv(csv, keep_default_na=False)
     assert list(table.columns) == ["filename", "label", "p_fake", "error"]
     rows = {row.filename: row for row in table.itertuples()}
-    assert list(rows) == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg", "nested/b_good.PNG"]
+    assert list(rows) == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg", "nested/b_good.PNG",
+                          "notes.txt"]
     for good in ("a_good.jpg", "nested/b_good.PNG"):
         assert rows[good].label in ("Real", "Fake") and rows[good].error == ""
         assert 0.0 <= float(rows[good].p_fake) <= 1.0
     assert rows["c_truncated.jpg"].error.startswith("truncated JPEG")
-    assert rows["d_text.png"].error == "not a readable image"
+    assert rows["d_text.png"].error.startswith("not a readable image")
     assert rows["e_empty.jpg"].error == "empty file"
-    for bad in ("c_truncated.jpg", "d_text.png", "e_empty.jpg"):
-        assert rows[bad].label == "Error" and rows[bad].p_fake == ""
-    assert not (out / "model.npy").exists() and not list(empty_data.iterdir())
+    for bad in ("c_truncated.jpg", "d_text.png", "e_empty.jpg", "notes.txt"):
+        assert rows[bad].label == "Error" and rows[bad].p_fake == "" and rows[bad].error
+    assert not (tmp_path / "none").exists()
 
 
 def test_empty_mode_says_plainly_that_it_is_untrained(image_folder, tmp_path):
-    (tmp_path / "no_data").mkdir()
-    executed = run_notebook(tmp_path, INIT_MODE="empty", FUTURE_DIR=image_folder,
-                            DATA_DIR=tmp_path / "no_data", OUTPUT_CSV=tmp_path / "labels.csv")
+    _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="empty", FUTURE_DIR=image_folder,
+                                  DATA_DIR=tmp_path / "none", OUTPUT_CSV=tmp_path / "labels.csv")
     assert "UNTRAINED" in executed
     table = pd.read_csv(tmp_path / "labels.csv")
     assert set(table.p_fake.dropna()) == {0.5}
 
 
-def test_training_on_the_demo_set_never_touches_the_shipped_model_or_labels(tmp_path):
+def test_a_demo_model_never_touches_the_shipped_model_and_says_it_is_a_demo(tmp_path):
     shipped = (REPO / "model.npy").read_bytes()
-    executed = run_notebook(tmp_path, INIT_MODE="train", DATA_DIR=tmp_path / "data",
-                            FUTURE_DIR=tmp_path / "data" / "FutureData", OUTPUT_CSV=tmp_path / "labels.csv",
-                            EXPORT_PATH=tmp_path / "model.npy", N_AUGMENT=1)
+    _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="train", DEMO=True, DATA_DIR=tmp_path / "data",
+                                  FUTURE_DIR=tmp_path / "data" / "FutureData", OUTPUT_CSV=tmp_path / "labels.csv",
+                                  N_AUGMENT=1)
     assert "DEMO RUN" in executed
     assert (REPO / "model.npy").read_bytes() == shipped
-    assert (tmp_path / "model.npy").read_bytes() != shipped
+    demo_model = tmp_path / "run" / "model.npy"
+    assert np.load(demo_model)["demo"] and demo_model.read_bytes() != shipped
     assert not (tmp_path / "labels.csv").exists()  # demo labels go next to the demo images
     table = pd.read_csv(tmp_path / "data" / "demo" / "labels.csv")
     assert len(table) == 4 and set(table.label) <= {"Real", "Fake"}
+    _, imported, _ = run_notebook(tmp_path / "again", INIT_MODE="import", MODEL_PATH=demo_model,
+                                  FUTURE_DIR=tmp_path / "data" / "demo" / "FutureData", DATA_DIR=tmp_path / "none",
+                                  OUTPUT_CSV=tmp_path / "again.csv")
+    assert imported.count("a DEMO model") >= 2  # on import and beside the labels
 
 
 def test_search_mode_chooses_from_its_grid_and_trains_with_the_choice(tmp_path):
-    executed = run_notebook(tmp_path, INIT_MODE="search", DATA_DIR=tmp_path / "data", FUTURE_DIR=tmp_path / "none",
-                            OUTPUT_CSV=tmp_path / "labels.csv", EXPORT_PATH=tmp_path / "model.npy", N_AUGMENT=1,
-                            SEARCH_ITERATIONS=60, yaml=["SEARCH_LEARNING_RATES: [0.001, 0.3]", "SEARCH_L2: [0.0001]"])
+    _, executed, _ = run_notebook(
+        tmp_path / "run", INIT_MODE="search", DEMO=True, DATA_DIR=tmp_path / "data", FUTURE_DIR=tmp_path / "none",
+        OUTPUT_CSV=tmp_path / "labels.csv", N_AUGMENT=1, SEARCH_ITERATIONS=60,
+        yaml=["SEARCH_LEARNING_RATES: [0.001, 0.3]", "SEARCH_L2: [0.0001]"])
     chosen = re.search(r"search chose learning rate (\S+), L2 (\S+), (\d+) iterations", executed)
     assert chosen, "the search reported no choice"
     assert float(chosen[1]) in (0.001, 0.3) and float(chosen[2]) == 0.0001 and 0 <= int(chosen[3]) <= 60
-    assert "trained on " in executed and (tmp_path / "model.npy").exists()
-    table = pd.read_csv(tmp_path / "data" / "demo" / "labels.csv")
-    assert len(table) == 4 and set(table.label) <= {"Real", "Fake"}
+    assert "trained on " in executed and (tmp_path / "run" / "model.npy").exists()
+
+
+def test_training_on_a_folder_without_images_fails_before_any_work(tmp_path):
+    code, _, output = run_notebook(tmp_path / "run", check=False, INIT_MODE="train", DATA_DIR=tmp_path / "typo",
+                                   OUTPUT_CSV=tmp_path / "labels.csv")
+    assert code != 0 and re.search(r"DATA_DIR \S+typo holds 0 real and 0 fake images", output)
+    assert not (tmp_path / "run" / "model.npy").exists() and not (tmp_path / "labels.csv").exists()
+
+
+def test_a_wrong_parameter_stops_the_run_with_one_clear_message(tmp_path):
+    code, _, output = run_notebook(tmp_path / "run", check=False, INIT_MODE="import", N_JOBS=-1,
+                                   OUTPUT_CSV=tmp_path / "labels.csv")
+    assert code != 0 and "N_JOBS must be an integer from 0 to inf, not -1" in output
+    assert not (tmp_path / "labels.csv").exists()
+
+
+def processes_with(marker):
+    """The ids of the processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_killing_a_run_leaves_no_worker_processes_behind(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(400):  # enough work to still be extracting when the run is killed
+        cv2.imwrite(str(images / f"{i:03d}.png"), noise_image(512, seed=i))
+    marker = uuid.uuid4().hex
+    run = subprocess.Popen(
+        [str(BIN / "papermill"), str(REPO / "DeepFakeLogReg.ipynb"), str(tmp_path / "run.ipynb"), "--cwd", str(REPO),
+         "-p", "INIT_MODE", "import", "-p", "FUTURE_DIR", str(images), "-p", "N_JOBS", "2", "-p", "CACHE_DIR", "",
+         "-p", "OUTPUT_CSV", str(tmp_path / "labels.csv")],
+        env={**os.environ, "TEST_RUN_MARKER": marker}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(processes_with(marker)) < 4 and time.monotonic() < deadline:  # papermill, kernel, two workers
+        time.sleep(0.2)
+    assert len(processes_with(marker)) >= 4, "the workers never started"
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 30
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(marker) == [] and not (tmp_path / "labels.csv").exists()

@@ -211,14 +211,14 @@ def test_half_of_the_random_downscales_use_a_common_ratio(nb, monkeypatch):
 
 
 def test_extract_features_reports_bad_files_and_keeps_the_rest(nb, image_folder):
-    paths = nb.list_images(image_folder)
+    paths, problems = nb.list_files(image_folder)
     X, errors = nb.extract_features(paths, n_jobs=2, cache_dir="")
     names = [p.name for p in paths]
-    assert names == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg", "b_good.PNG"]
-    assert X.dtype == np.float32 and X.shape == (5, len(nb.feature_names(nb.feature_settings())))
+    assert names == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg", "b_good.PNG", "notes.txt"]
+    assert X.dtype == np.float32 and X.shape == (6, len(nb.feature_names(nb.feature_settings()))) and not problems
     failed = np.isnan(X).all(axis=1)
-    assert list(failed) == [False, True, True, True, False]
-    assert set(errors) == {str(paths[i]) for i in (1, 2, 3)}
+    assert list(failed) == [False, True, True, True, False, True]
+    assert set(errors) == {str(paths[i]) for i in (1, 2, 3, 5)}
     assert "truncated" in errors[str(paths[1])] and "empty" in errors[str(paths[3])]
 
 
@@ -306,4 +306,4 @@ def test_the_cache_of_frequency_bins_stays_bounded_over_many_image_shapes(nb):
     settings = nb.feature_settings("both")
     for side in range(64, 64 + 100):
         nb.spectral_features(np.ones((side, side + 2), np.float32), settings)
-    assert nb._frequency_bins.cache_info().currsize <= 64
+    assert len(nb.FREQUENCY_BINS) == 64

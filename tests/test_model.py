@@ -57,7 +57,34 @@ def damaged_files(nb, good, tmp_path):
     (tmp_path / "text.npy").write_text("hello")
     cases["text.npy"] = "not a readable"
     np.save(tmp_path / "pickled.npy", np.array([{"theta": 1}], dtype=object), allow_pickle=True)
-    cases["pickled.npy"] = "not a readable"
+    cases["pickled.npy"] = "not a DeepFakeLogReg model"
+    np.savez(tmp_path / "archive.npz", record=record)
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    cases["archive.npy"] = "not a readable .npy model"
+    with open(tmp_path / "huge.npy", "wb") as handle:  # 200 bytes that claim 10^11 numbers
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)})
+    cases["huge.npy"] = "not a DeepFakeLogReg model"
+    fields = [(name, record.dtype[name]) for name in record.dtype.names]
+    for name, kind, message in [("theta", "<U8", "field types \\(theta\\)"), ("version", "<U1", "field version"),
+                                ("mean", ("<f8", (5,)), "lengths of theta, mean and scale")]:
+        changed = np.zeros((), [(field, kind if field == name else dtype) for field, dtype in fields])
+        for field in record.dtype.names:
+            if field != name:
+                changed[field] = record[field]
+        changed[name] = "2" if name == "version" else changed[name]
+        np.save(tmp_path / f"{name}_type.npy", changed)
+        cases[f"{name}_type.npy"] = message
+    settings = json.loads(str(record["settings"]))
+    for key, value in [("radial_bins", 30_000_000), ("residual_quantum", 0), ("kind", "fancy")]:
+        bad = record.copy()
+        bad["settings"] = json.dumps({**settings, key: value})
+        np.save(tmp_path / f"{key}.npy", bad)
+        cases[f"{key}.npy"] = f"damaged feature settings .*{key}"
+    for value in (7.0, -1.0, 0.0):
+        bad = record.copy()
+        bad["threshold"] = value
+        np.save(tmp_path / f"threshold_{value}.npy", bad)
+        cases[f"threshold_{value}.npy"] = "field threshold .* not between 0 and 1"
     np.save(tmp_path / "plain.npy", np.zeros(10))
     cases["plain.npy"] = "not a DeepFakeLogReg model"
     for field, value, message in [("version", 99, "version 99"), ("format", "Other", "not a DeepFakeLogReg"),
@@ -76,19 +103,25 @@ def damaged_files(nb, good, tmp_path):
     version_1["version"] = 1  # the linear models before the squares: no "quadratic" field
     np.save(tmp_path / "version_1.npy", version_1)
     cases["version_1.npy"] = "format version 1, .* retrain"
+    version_2 = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name != "demo"])
+    for name in version_2.dtype.names:
+        version_2[name] = record[name]
+    version_2["version"] = 2  # before the demo flag
+    np.save(tmp_path / "version_2.npy", version_2)
+    cases["version_2.npy"] = "format version 2, this notebook reads version 3; retrain"
     extra = np.zeros((), record.dtype.descr + [("comment", "U8")])
     for name in record.dtype.names:
         extra[name] = record[name]
     np.save(tmp_path / "extra.npy", extra)
-    cases["extra.npy"] = "unexpected fields"
+    cases["extra.npy"] = "unexpected fields or field types \\(comment\\)"
     squared = record.copy()
     squared["quadratic"] = True  # a linear model's coefficients, but the file says it squares
     np.save(tmp_path / "squared.npy", squared)
-    cases["squared.npy"] = "coefficients for .* columns"
+    cases["squared.npy"] = "field theta has 263 coefficients for 526 columns"
     bad = record.copy()
     bad["theta"][3] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    cases["nan.npy"] = "damaged numbers"
+    cases["nan.npy"] = "field theta holds damaged numbers"
     return cases
 
 
@@ -107,12 +140,13 @@ def test_test_writes_one_row_per_image_and_reports_bad_files(nb, trained, image_
     written = pd.read_csv(csv, keep_default_na=False)
     assert list(written.columns) == ["filename", "label", "p_fake", "error"]
     assert list(written.filename) == ["a_good.jpg", "c_truncated.jpg", "d_text.png", "e_empty.jpg",
-                                      "nested/b_good.PNG"]
-    assert list(written.label[[1, 2, 3]]) == ["Error"] * 3
+                                      "nested/b_good.PNG", "notes.txt"]
+    assert list(written.label[[1, 2, 3, 5]]) == ["Error"] * 4
     assert set(written.label[[0, 4]]) <= {"Real", "Fake"}
-    assert all(written.p_fake[[1, 2, 3]] == "")
+    assert all(written.p_fake[[1, 2, 3, 5]] == "")
     assert all(0 <= float(p) <= 1 for p in written.p_fake[[0, 4]])
     assert "truncated" in written.error[1] and written.error[3] == "empty file"
+    assert written.error[5].startswith("not a readable image")
     assert written.error[0] == "" and written.error[4] == ""
     assert list(table.filename) == list(written.filename)
     assert [p.name for p in csv.parent.iterdir()] == ["labels.csv"]
@@ -135,7 +169,7 @@ def test_an_empty_model_says_it_is_untrained(nb, image_folder, tmp_path, capsys)
 
 
 def test_a_missing_future_folder_is_a_clear_error(nb, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such folder"):
+    with pytest.raises(ValueError, match="FUTURE_DIR .*nowhere: no such folder"):
         nb.LogisticModel(1).test(tmp_path / "nowhere", tmp_path / "labels.csv")
 
 

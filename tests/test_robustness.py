@@ -264,3 +264,17 @@ def test_settings_are_bounded(nb):
     with pytest.raises(ValueError, match="exactly the keys"):
         nb.check_feature_settings({**good, "extra": 1})
     assert json.loads(json.dumps(good)) == good
+
+
+def test_pictures_of_the_data_skip_files_that_do_not_read(nb, tmp_path):
+    """A corrupt file among the labelled images is reported by the extraction; the pictures pass over it."""
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    cv2.imwrite(str(tmp_path / "good.png"), noise_image(96, channels=1))
+    paths = [tmp_path / "corrupt.jpg", tmp_path / "good.png"]
+    path, image = nb.first_readable(paths)
+    assert path == paths[1] and image.shape == (96, 96)
+    expected = nb.centred(nb.periodogram_db(nb.to_grey(image)))
+    np.testing.assert_array_equal(nb.mean_periodogram(paths, (96, 96)), expected)
+    assert np.isnan(nb.jpeg_quality(paths[0])) and np.isnan(nb.jpeg_quality(tmp_path / "missing.jpg"))
+    with pytest.raises(nb.ImageError, match="none of these files"):
+        nb.first_readable(paths[:1])

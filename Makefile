@@ -20,27 +20,45 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-data:  ## link the shared face set into data/ when it exists and data/ has none
+# The shared faces are flat files whose numbers say their source (../shared/data/faces/README.md);
+# they are linked once into data/<class>/<source>/. faces-more is laid out by source already.
+data:  ## link the shared labelled faces into data/Real/<source>/ and data/Fake/<source>/, and FutureData
 	@mkdir -p data
-	@for d in Real Fake; do \
-	  if [ ! -e data/$$d ] && [ -d "$(FACES)/$$d" ]; then ln -s "$$(cd "$(FACES)/$$d" && pwd)" data/$$d; echo "linked data/$$d"; fi; \
+	@for class in Real Fake; do [ -L data/$$class ] && rm data/$$class && echo "replaced the flat link data/$$class"; done; true
+	@if [ -d "$(FACES)/Real" ] && [ ! -e data/Real/FFHQ ]; then \
+	  for f in "$(FACES)"/Real/*.jpg "$(FACES)"/Fake/*.jpg; do \
+	    class=$$(basename "$$(dirname "$$f")"); n=$$(basename "$$f" .jpg); \
+	    case $$class-$$n in Real-?|Real-??) s=FFHQ;; Real-*) s=CelebA-HQ;; Fake-?|Fake-??) s=StyleGAN;; *) s=100K-Faces;; esac; \
+	    mkdir -p data/$$class/$$s && ln -s "$$(cd "$$(dirname "$$f")" && pwd)/$$n.jpg" data/$$class/$$s/; \
+	  done; echo "linked $(FACES) into data/Real and data/Fake by source"; fi
+	@for d in "$(SHARED)"/faces-more/Real/* "$(SHARED)"/faces-more/Fake/*; do \
+	  [ -d "$$d" ] || continue; class=$$(basename "$$(dirname "$$d")"); \
+	  if [ ! -e data/$$class/$$(basename "$$d") ]; then mkdir -p data/$$class && \
+	    ln -s "$$(cd "$$d" && pwd)" data/$$class/ && echo "linked data/$$class/$$(basename "$$d")"; fi; \
 	done
 	@if [ ! -e data/FutureData ] && [ -d "$(SHARED)/FutureData" ]; then \
 	  ln -s "$$(cd "$(SHARED)/FutureData" && pwd)" data/FutureData; echo "linked data/FutureData"; fi
 
-run: venv data  ## execute the notebook headless; writes FutureDataEstimatedLabels.csv
-	@mkdir -p output
-	$(BIN)/papermill DeepFakeLogReg.ipynb output/DeepFakeLogReg.executed.ipynb
+OUT ?= output
+RUN_ARGS ?=
+
+run: venv data  ## execute the notebook headless (FutureDataEstimatedLabels.csv), then an HTML report of the run
+	@mkdir -p $(OUT)
+	$(BIN)/papermill DeepFakeLogReg.ipynb $(OUT)/DeepFakeLogReg.executed.ipynb $(RUN_ARGS)
+	$(BIN)/jupyter nbconvert --to html --log-level WARN $(OUT)/DeepFakeLogReg.executed.ipynb \
+	  --output DeepFakeLogReg --output-dir $(OUT)
+	@echo "report: $(OUT)/DeepFakeLogReg.html"
 
 lint: venv-dev
 	$(BIN)/ruff check DeepFakeLogReg.ipynb tests benchmarks
 
-# nbval runs the notebook's "train" mode on the shared faces with 2 training views per image instead of 20
+# nbval runs the notebook's "train" mode on the shared faces with 2 training views per image instead of 20,
+# from a copy beside it (nbval runs a notebook in its own folder); two pytest processes share the work
 test: venv-dev data lint  ## unit tests, end-to-end runs, and the notebook under nbval
-	@mkdir -p output
-	$(BIN)/papermill DeepFakeLogReg.ipynb output/nbval.ipynb --prepare-only -p N_AUGMENT 2 -p SHOW_PROGRESS False \
-	  -p OUTPUT_CSV output/nbval-labels.csv -p EXPORT_PATH output/nbval-model.npy
-	$(BIN)/python -m pytest tests output/nbval.ipynb --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(BIN)/papermill DeepFakeLogReg.ipynb DeepFakeLogReg.nbval.ipynb --prepare-only -p N_AUGMENT 2 \
+	  -p SHOW_PROGRESS False -p OUTPUT_CSV output/nbval-labels.csv -p EXPORT_PATH output/nbval-model.npy
+	$(BIN)/python -m pytest tests DeepFakeLogReg.nbval.ipynb --nbval-lax --nbval-current-env -p no:cacheprovider \
+	  -n 2 --dist loadfile
 
 bench: venv-dev data
 	$(BIN)/python benchmarks/run.py --faces "$(FACES)"

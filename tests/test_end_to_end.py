@@ -1,5 +1,6 @@
 """The notebook as a user runs it: papermill, one process per run."""
 
+import json
 import os
 import re
 import subprocess
@@ -121,3 +122,19 @@ def test_killing_a_run_leaves_no_worker_processes_behind(tmp_path):
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with(marker) == [] and not (tmp_path / "labels.csv").exists()
+
+
+def test_make_run_writes_a_report_with_every_figure(tmp_path):
+    """`make run` as the README says, on the demo set: the executed notebook and a self-contained HTML report."""
+    arguments = (f"-p DEMO True -p DATA_DIR {tmp_path}/data -p N_AUGMENT 1 -p OUTPUT_CSV {tmp_path}/labels.csv "
+                 f"-p EXPORT_PATH {tmp_path}/model.npy -p CACHE_DIR {tmp_path}/cache -p SHOW_PROGRESS False")
+    done = subprocess.run(["make", "run", f"OUT={tmp_path}/out", f"RUN_ARGS={arguments}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = (tmp_path / "out" / "DeepFakeLogReg.html").read_text()
+    executed = json.loads((tmp_path / "out" / "DeepFakeLogReg.executed.ipynb").read_text())
+    figures = sum("image/png" in output.get("data", {})
+                  for cell in executed["cells"] for output in cell.get("outputs", []))
+    assert figures >= 8 and report.count('src="data:image/png;base64,') == figures
+    assert report.count("<img") == figures  # every figure is in the file itself, none is fetched
+    assert "Why the first future images got their labels" in report and "DEMO RUN" in report

@@ -66,7 +66,7 @@ def damaged_files(nb, good, tmp_path):
     cases["huge.npy"] = "not a DeepFakeLogReg model"
     fields = [(name, record.dtype[name]) for name in record.dtype.names]
     for name, kind, message in [("theta", "<U8", "field types \\(theta\\)"), ("version", "<U1", "field version"),
-                                ("mean", ("<f8", (5,)), "lengths of theta, mean and scale")]:
+                                ("mean", ("<f8", (5,)), "lengths of theta, mean, scale, class_means")]:
         changed = np.zeros((), [(field, kind if field == name else dtype) for field, dtype in fields])
         for field in record.dtype.names:
             if field != name:
@@ -103,12 +103,20 @@ def damaged_files(nb, good, tmp_path):
     version_1["version"] = 1  # the linear models before the squares: no "quadratic" field
     np.save(tmp_path / "version_1.npy", version_1)
     cases["version_1.npy"] = "format version 1, .* retrain"
-    version_2 = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name != "demo"])
-    for name in version_2.dtype.names:
-        version_2[name] = record[name]
-    version_2["version"] = 2  # before the demo flag
-    np.save(tmp_path / "version_2.npy", version_2)
-    cases["version_2.npy"] = "format version 2, this notebook reads version 3; retrain"
+    older_fields = {2: ("demo", "calibration", "class_means"), 3: ("calibration", "class_means")}
+    for version, missing in older_fields.items():  # before the demo flag; before calibration and class means
+        old = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name not in missing])
+        for name in old.dtype.names:
+            old[name] = record[name]
+        old["version"] = version
+        np.save(tmp_path / f"version_{version}.npy", old)
+        cases[f"version_{version}.npy"] = f"format version {version}, this notebook reads version 4; retrain"
+    for field, value, message in [("calibration", (-1.0, 0.0), "field calibration"),
+                                  ("class_means", np.nan, "field class_means")]:
+        bad = record.copy()
+        bad[field] = value
+        np.save(tmp_path / f"{field}_value.npy", bad)
+        cases[f"{field}_value.npy"] = message
     extra = np.zeros((), record.dtype.descr + [("comment", "U8")])
     for name in record.dtype.names:
         extra[name] = record[name]

@@ -1,6 +1,5 @@
 """Shared fixtures and helpers: the notebook's definitions, small synthetic images, papermill runs."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,18 +59,24 @@ def shared_faces():
     return paths, labels
 
 
-def run_notebook(out, yaml=(), check=True, env=None, **parameters):
-    """Execute the notebook with papermill into `out` as a user would; returns (exit code, the executed
-    notebook's text, papermill's output). `yaml` holds parameters given as YAML (lists)."""
+def papermill_command(out, yaml=(), **parameters):
+    """The papermill command that executes the notebook into `out`/executed.ipynb, its cache and model in
+    `out` unless `parameters` say otherwise; `yaml` holds parameters given as YAML (lists)."""
     out.mkdir(parents=True, exist_ok=True)
+    defaults = {"CACHE_DIR": out / "cache", "SHOW_PROGRESS": False, "EXPORT_PATH": out / "model.npy"}
     arguments = [str(BIN / "papermill"), str(REPO / "DeepFakeLogReg.ipynb"), str(out / "executed.ipynb"),
-                 "--cwd", str(REPO), "--no-progress-bar", "-p", "CACHE_DIR", str(out / "cache"),
-                 "-p", "SHOW_PROGRESS", "False", "-p", "EXPORT_PATH", str(out / "model.npy")]
-    for name, value in parameters.items():
+                 "--cwd", str(REPO), "--no-progress-bar"]
+    for name, value in {**defaults, **parameters}.items():
         arguments += ["-p", name, str(value)]
     for line in yaml:
         arguments += ["-y", line]
-    done = subprocess.run(arguments, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return arguments
+
+
+def run_notebook(out, yaml=(), check=True, **parameters):
+    """Execute the notebook with papermill into `out` as a user would; returns (exit code, the executed
+    notebook's text, papermill's output)."""
+    done = subprocess.run(papermill_command(out, yaml, **parameters), capture_output=True, text=True, timeout=600)
     executed = (out / "executed.ipynb").read_text() if (out / "executed.ipynb").exists() else ""
     if check:
         assert done.returncode == 0, done.stdout + done.stderr

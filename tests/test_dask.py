@@ -11,7 +11,7 @@ import cv2
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import BIN, FACES, REPO, noise_image, run_notebook
+from conftest import BIN, FACES, REPO, noise_image, papermill_command, run_notebook
 from distributed import Client
 from test_robustness import adversarial_folder
 
@@ -58,26 +58,31 @@ def folder_with_faces_and_bad_files(tmp_path_factory):
     return folder
 
 
-def test_the_notebook_gives_the_same_labels_on_every_scheduler(nb, cli_cluster, folder_with_faces_and_bad_files,
-                                                               tmp_path):
-    model = nb.LogisticModel.import_model(nb.Path(__file__).resolve().parent.parent / "model.npy")
-    nb.write_labels(nb.classify_folder(model, folder_with_faces_and_bad_files, n_jobs=2), tmp_path / "local.csv")
+@pytest.fixture(scope="module")
+def local_labels(nb, folder_with_faces_and_bad_files, tmp_path_factory):
+    """The CSV of the shipped model on that folder, extracted by local processes."""
+    model = nb.LogisticModel.import_model(REPO / "model.npy")
+    csv = tmp_path_factory.mktemp("local") / "labels.csv"
+    nb.write_labels(nb.classify_folder(model, folder_with_faces_and_bad_files, n_jobs=2), csv)
+    return csv.read_bytes()
+
+
+def test_the_notebook_gives_the_same_labels_on_every_scheduler(cli_cluster, folder_with_faces_and_bad_files,
+                                                               local_labels, tmp_path):
     for scheduler in ("local", cli_cluster):
         csv = tmp_path / f"{scheduler.replace('/', '_').replace(':', '_')}.csv"
         run_notebook(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "none", DASK_SCHEDULER=scheduler,
                      FUTURE_DIR=folder_with_faces_and_bad_files, OUTPUT_CSV=csv, CACHE_DIR="")
-        assert csv.read_bytes() == (tmp_path / "local.csv").read_bytes(), scheduler
-    assert (tmp_path / "local.csv").read_bytes().count(b"\n") > 15
+        assert csv.read_bytes() == local_labels, scheduler
+    assert local_labels.count(b"\n") > 15
 
 
-def test_a_worker_killed_during_a_run_changes_nothing(nb, cli_cluster, folder_with_faces_and_bad_files, tmp_path):
-    model = nb.LogisticModel.import_model(nb.Path(__file__).resolve().parent.parent / "model.npy")
-    nb.write_labels(nb.classify_folder(model, folder_with_faces_and_bad_files, n_jobs=2), tmp_path / "local.csv")
-    arguments = [str(BIN / "papermill"), str(REPO / "DeepFakeLogReg.ipynb"), str(tmp_path / "run.ipynb"),
-                 "--cwd", str(REPO), "-p", "INIT_MODE", "import", "-p", "DATA_DIR", str(tmp_path / "none"),
-                 "-p", "FUTURE_DIR", str(folder_with_faces_and_bad_files), "-p", "DASK_SCHEDULER", cli_cluster,
-                 "-p", "DASK_BATCH", "4", "-p", "CACHE_DIR", "", "-p", "OUTPUT_CSV", str(tmp_path / "dask.csv")]
-    run = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_a_worker_killed_during_a_run_changes_nothing(cli_cluster, folder_with_faces_and_bad_files, local_labels,
+                                                      tmp_path):
+    command = papermill_command(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "none",
+                                FUTURE_DIR=folder_with_faces_and_bad_files, DASK_SCHEDULER=cli_cluster, DASK_BATCH=4,
+                                CACHE_DIR="", OUTPUT_CSV=tmp_path / "dask.csv")
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with Client(cli_cluster, timeout=60) as client:
         deadline = time.monotonic() + 120
         while not any(client.processing().values()) and time.monotonic() < deadline and run.poll() is None:
@@ -86,7 +91,7 @@ def test_a_worker_killed_during_a_run_changes_nothing(nb, cli_cluster, folder_wi
         assert busy, "the run finished before a worker could be killed"
         os.kill(client.run(os.getpid, workers=busy[:1])[busy[0]], signal.SIGKILL)
     assert run.wait(timeout=300) == 0
-    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert (tmp_path / "dask.csv").read_bytes() == local_labels
 
 
 @pytest.fixture(scope="module")

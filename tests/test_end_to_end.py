@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, REPO, noise_image, run_notebook
+from conftest import REPO, noise_image, papermill_command, run_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -107,11 +107,10 @@ def test_killing_a_run_leaves_no_worker_processes_behind(tmp_path):
     for i in range(400):  # enough work to still be extracting when the run is killed
         cv2.imwrite(str(images / f"{i:03d}.png"), noise_image(512, seed=i))
     marker = uuid.uuid4().hex
-    run = subprocess.Popen(
-        [str(BIN / "papermill"), str(REPO / "DeepFakeLogReg.ipynb"), str(tmp_path / "run.ipynb"), "--cwd", str(REPO),
-         "-p", "INIT_MODE", "import", "-p", "FUTURE_DIR", str(images), "-p", "N_JOBS", "2", "-p", "CACHE_DIR", "",
-         "-p", "OUTPUT_CSV", str(tmp_path / "labels.csv")],
-        env={**os.environ, "TEST_RUN_MARKER": marker}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = papermill_command(tmp_path / "run", INIT_MODE="import", FUTURE_DIR=images, N_JOBS=2, CACHE_DIR="",
+                                OUTPUT_CSV=tmp_path / "labels.csv")
+    run = subprocess.Popen(command, env={**os.environ, "TEST_RUN_MARKER": marker}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(processes_with(marker)) < 4 and time.monotonic() < deadline:  # papermill, kernel, two workers
         time.sleep(0.2)

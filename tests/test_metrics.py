@@ -1,6 +1,7 @@
 """Hand-written metrics against scikit-learn's."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics
 
@@ -54,3 +55,34 @@ def test_stratified_split_and_folds_are_balanced_and_seeded(nb):
     for g in "abc":
         counts = np.bincount(folds[groups == g], minlength=4)
         assert counts.max() - counts.min() <= 1
+
+
+def sources_table():
+    rows = [("photo-a", 0, "a"), ("gan-1", 1, "a"), ("gan-2", 1, "a"), ("photo-b", 0, "b"), ("gan-3", 1, "b"),
+            ("photo-c", 0, "c"), ("gan-4", 1, "c")]
+    return pd.DataFrame([(f"{source}/{i}.png", label, source, pipeline)
+                         for source, label, pipeline in rows for i in range(3)],
+                        columns=["path", "label", "source", "pipeline"])
+
+
+def test_a_fake_source_is_held_out_with_its_pipelines_photographs(nb):
+    labelled = sources_table()
+    trains = (labelled.pipeline != "c").to_numpy()
+    holdouts = nb.held_out_sources(labelled, trains)
+    assert list(holdouts) == ["gan-1", "gan-2", "gan-3", "gan-4"]
+    held = labelled.source[holdouts["gan-1"]]
+    assert sorted(set(held)) == ["gan-1", "photo-a"]
+    assert sorted(set(labelled.source[holdouts["gan-4"]])) == ["gan-4", "photo-c"]
+    only_a = (labelled.pipeline == "a").to_numpy()  # holding out a's photographs leaves no real image
+    assert list(nb.held_out_sources(labelled, only_a)) == ["gan-3", "gan-4"]
+
+
+def test_holdout_table_counts_caught_fakes_and_kept_photographs(nb):
+    labelled = sources_table()
+    inside = nb.held_out_sources(labelled, np.ones(len(labelled), bool))["gan-3"]
+    y = labelled.label.to_numpy()
+    p = np.where(inside, np.where(y == 1, [0.9, 0.8, 0.2] * 7, [0.1, 0.7, 0.3] * 7), np.nan)
+    table = nb.holdout_table({"gan-3": {"original": p}}, labelled)
+    assert table.loc[("gan-3", "fakes caught"), "original"] == pytest.approx(2 / 3)
+    assert table.loc[("gan-3", "photographs kept"), "original"] == pytest.approx(2 / 3)
+    assert table.loc[("gan-3", "auc"), "original"] == pytest.approx(metrics.roc_auc_score(y[inside], p[inside]))

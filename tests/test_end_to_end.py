@@ -104,8 +104,9 @@ def processes_with(marker):
 def test_killing_a_run_leaves_no_worker_processes_behind(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
-    for i in range(400):  # enough work to still be extracting when the run is killed
-        cv2.imwrite(str(images / f"{i:03d}.png"), noise_image(512, seed=i))
+    cv2.imwrite(str(images / "0000.png"), noise_image(1024, seed=0))
+    for i in range(1, 1500):  # seconds of work, so that the kernel (which polls for its parent once
+        os.link(images / "0000.png", images / f"{i:04d}.png")  # a second) dies before it is done
     marker = uuid.uuid4().hex
     command = papermill_command(tmp_path / "run", INIT_MODE="import", FUTURE_DIR=images, N_JOBS=2, CACHE_DIR="",
                                 OUTPUT_CSV=tmp_path / "labels.csv")

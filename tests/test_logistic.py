@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REPO, shared_faces
 from sklearn.datasets import load_breast_cancer
@@ -143,6 +144,26 @@ def assert_matches_sklearn(nb, X, y, l2, iterations=20_000, solver="lbfgs"):
 def test_matches_sklearn_on_breast_cancer(nb, solver):
     data = load_breast_cancer()
     assert_matches_sklearn(nb, data.data, data.target, l2=1e-3, solver=solver)
+
+
+def test_rows_repeated_by_weight_fit_sklearns_weighted_loss(nb):
+    data = load_breast_cancer()
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame({"label": data.target, "fold": rng.integers(0, 5, len(data.target)),
+                         "weight": rng.integers(1, 4, len(data.target))})
+    mask = rng.random(len(rows)) < 0.8
+    X, y, folds = nb.training_set(data.data, rows, mask)
+    weight = rows.weight.to_numpy()[mask]
+    assert len(y) == len(folds) == weight.sum() > mask.sum()
+    expected = np.repeat(rows[["fold", "label"]].to_numpy()[mask], weight, axis=0)
+    np.testing.assert_array_equal(np.c_[folds, y], expected)
+    mean = np.average(data.data[mask], axis=0, weights=weight)  # z-scores of the weighted rows, as the model makes
+    scale = np.sqrt(np.average((data.data[mask] - mean) ** 2, axis=0, weights=weight))
+    ours = nb.LogisticRegression(X.shape[1], l2=1e-3, tol=1e-10, iterations=20_000).fit((X - mean) / scale, y)
+    reference = LogisticRegression(C=1 / (weight.sum() * 1e-3), tol=1e-12, max_iter=100_000).fit(
+        (data.data[mask] - mean) / scale, data.target[mask], sample_weight=weight)
+    Z = (data.data - mean) / scale
+    assert np.abs(ours.predict_proba(Z) - reference.predict_proba(Z)[:, 1]).max() < 1e-4
 
 
 def test_hessian_matches_finite_differences_of_the_gradient(nb):

@@ -233,6 +233,10 @@ def test_a_forged_npy_header_is_refused_before_anything_is_read(nb, tmp_path):
     ("check_choice", ("DEMO", 1, ("auto", True, False)), "DEMO must be one of"),
     ("check_grid", ("SEARCH_L2", [], 0), "SEARCH_L2 must be a non-empty list"),
     ("check_grid", ("SEARCH_L2", [1e-3, -1], 0), "SEARCH_L2 must be a number from 0"),
+    ("check_weights", ("PIPELINE_WEIGHTS", ["faces"]), "PIPELINE_WEIGHTS must be a dict of names to integers"),
+    ("check_weights", ("PIPELINE_WEIGHTS", {"faces": 0}), "PIPELINE_WEIGHTS\\['faces'\\] must be an integer from 1"),
+    ("check_weights", ("PIPELINE_WEIGHTS", {"faces": 1.5}), "PIPELINE_WEIGHTS\\['faces'\\] must be an integer"),
+    ("check_weights", ("PIPELINE_WEIGHTS", {3: 2}), "PIPELINE_WEIGHTS must be a dict of names"),
 ])
 def test_parameters_are_checked_with_one_clear_message(nb, check, arguments, message):
     with pytest.raises(ValueError, match=f"^{message}"):

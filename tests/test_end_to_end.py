@@ -74,6 +74,15 @@ def test_search_mode_chooses_from_its_grid_and_trains_with_the_choice(tmp_path):
     assert "trained on " in executed and (tmp_path / "run" / "model.npy").exists()
 
 
+def test_pipeline_weights_repeat_the_training_rows_they_name(tmp_path):
+    _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="train", DEMO=True, DATA_DIR=tmp_path / "data",
+                                  FUTURE_DIR=tmp_path / "none", OUTPUT_CSV=tmp_path / "labels.csv", N_AUGMENT=1,
+                                  yaml=["PIPELINE_WEIGHTS: {Real: 3}"])  # the demo's photographs: pipeline "Real"
+    rows = int(re.search(r"training images -> (\d+) rows", executed)[1])
+    weighted = int(re.search(r"trained on (\d+) weighted rows", executed)[1])
+    assert rows > 0 and weighted == 3 * rows // 2 + rows // 2  # the demo's classes are the same size
+
+
 def test_training_on_a_folder_without_images_fails_before_any_work(tmp_path):
     code, _, output = run_notebook(tmp_path / "run", check=False, INIT_MODE="train", DATA_DIR=tmp_path / "typo",
                                    OUTPUT_CSV=tmp_path / "labels.csv")

@@ -213,10 +213,10 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     faces = Path(args.faces)
-    paths = nb.list_files(faces / "Real")[0] + nb.list_files(faces / "Fake")[0]
-    if not paths:
+    table, _ = nb.labelled_images(faces)
+    if table.empty:
         sys.exit(f"no images under {faces}/Real and {faces}/Fake: pass --faces or FACES=...")
-    labels = np.array([0 if p.relative_to(faces).parts[0] == "Real" else 1 for p in paths])
+    paths, labels = [Path(path) for path in table.path], table.label.to_numpy()
     results = {"images": len(paths), "processes": args.jobs, "cpu_count": os.cpu_count()}
     print(f"benchmarking on {len(paths)} images from {faces} with {args.jobs} processes", flush=True)
     results.update(extraction_ratio(paths, args.jobs))

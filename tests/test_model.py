@@ -97,14 +97,9 @@ def damaged_files(nb, good, tmp_path):
     older["settings"] = json.dumps({**json.loads(str(record["settings"])), "format": nb.FEATURE_FORMAT - 1})
     np.save(tmp_path / "older.npy", older)
     cases["older.npy"] = f"features of format {nb.FEATURE_FORMAT - 1}, .* retrain"
-    version_1 = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name != "quadratic"])
-    for name in version_1.dtype.names:
-        version_1[name] = record[name]
-    version_1["version"] = 1  # the linear models before the squares: no "quadratic" field
-    np.save(tmp_path / "version_1.npy", version_1)
-    cases["version_1.npy"] = "format version 1, .* retrain"
-    older_fields = {2: ("demo", "calibration", "class_means"), 3: ("calibration", "class_means")}
-    for version, missing in older_fields.items():  # before the demo flag; before calibration and class means
+    # version 1: the linear models before the squares; 2: before the demo flag; 3: before calibration
+    older_fields = {1: ("quadratic",), 2: ("demo", "calibration", "class_means"), 3: ("calibration", "class_means")}
+    for version, missing in older_fields.items():
         old = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name not in missing])
         for name in old.dtype.names:
             old[name] = record[name]

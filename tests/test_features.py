@@ -243,6 +243,19 @@ def test_cache_is_invalidated_when_the_file_changes(nb, tmp_path):
     np.testing.assert_array_equal(after, fresh)
 
 
+def test_a_file_rewritten_after_its_digest_gets_an_error_row_not_a_cache_entry(nb, tmp_path, monkeypatch):
+    rewritten = write(tmp_path / "x.png", noise_image(96, seed=1))
+    steady = write(tmp_path / "y.png", noise_image(96, seed=3))
+    digest_before = nb.file_digest(rewritten)
+    write(rewritten, noise_image(96, seed=2))  # as if rewritten between the digest and the worker's read
+    real_digest = nb.file_digest
+    monkeypatch.setattr(nb, "file_digest", lambda path: digest_before if path == str(rewritten) else real_digest(path))
+    X, errors = nb.extract_features([rewritten, steady], n_jobs=1, cache_dir=str(tmp_path / "cache"))
+    assert list(errors) == [str(rewritten)] and "changed" in errors[str(rewritten)]
+    assert np.isnan(X[0]).all() and np.isfinite(X[1]).all()
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+
+
 def test_views_apply_the_protocol_perturbations(nb):
     image = noise_image(200)
     assert nb.apply_view(image, "down0.5").shape == (100, 100, 3)

@@ -145,17 +145,17 @@ def test_a_worker_that_dies_costs_only_its_own_file(nb, tmp_path, monkeypatch):
     for i, path in enumerate(paths):
         cv2.imwrite(path, noise_image(96, seed=i))
     serial, _ = nb.extract_features(paths, n_jobs=1)
-    real_read = nb.read_image
+    real_read = nb.read_file_bytes
 
-    def read_image(path, grey=False):
+    def read_file_bytes(path):
         if path.endswith("3.png"):  # this file kills whatever process reads it
             os.kill(os.getpid(), signal.SIGKILL)
         if path.endswith("5.png") and not (tmp_path / "killed_once").exists():  # an accident, once
             (tmp_path / "killed_once").touch()
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_read(path, grey)
+        return real_read(path)
 
-    monkeypatch.setattr(nb, "read_image", read_image)
+    monkeypatch.setattr(nb, "read_file_bytes", read_file_bytes)
     X, errors = nb.extract_features(paths, n_jobs=2)
     assert errors == {paths[3]: "the process reading this file died (out of memory, or killed)"}
     rows = np.arange(8) != 3

@@ -57,6 +57,28 @@ def test_platt_scaling_recovers_a_known_miscalibration(nb):
     assert nb.brier_score(y, nb.sigmoid(slope * z + intercept)) < nb.brier_score(y, nb.sigmoid(z))
 
 
+def test_calibration_uses_logits_of_models_that_never_saw_the_row(nb):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    folds = np.arange(300) % 3
+
+    def make_model():
+        return nb.LogisticRegression(5, l2=1e-2)
+
+    models = nb.fold_models(X, y, folds, make_model)
+    logits = nb.fold_logits(models, X, folds)
+    for fold in range(3):
+        rows = folds == fold
+        np.testing.assert_allclose(logits[rows], make_model().fit(X[~rows], y[~rows]).decision_function(X[rows]))
+        assert not np.allclose(logits[rows], models[(fold + 1) % 3].decision_function(X[rows]))
+    np.testing.assert_array_equal(nb.out_of_fold_logits(X, y, folds, make_model), logits)
+    model = nb.calibrate(nb.LogisticModel(5, l2=1e-2).fit(X, y), logits, y)
+    slope, intercept = nb.platt_scaling(logits, y)
+    assert model.calibration == (slope, intercept)
+    assert model.threshold == nb.choose_threshold(y, nb.sigmoid(slope * logits + intercept))
+
+
 def test_brier_score_and_reliability_match_sklearn(nb):
     rng = np.random.default_rng(3)
     p = rng.random(500)

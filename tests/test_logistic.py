@@ -113,6 +113,24 @@ def test_squares_learn_a_difference_in_spread_that_a_line_cannot(nb):
     assert accuracy[False] < 0.6 < 0.8 < accuracy[True]
 
 
+@pytest.mark.parametrize("options", [{}, {"learning_rate": 0.1, "iterations": 300, "record_every": 25}],
+                         ids=["lbfgs", "gradient descent"])
+def test_averaged_subsets_give_the_mean_logit_of_their_own_models(nb, options):
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(500, 6)) * [1, 2, 1, 3, 1, 1]
+    y = (X[:, 0] - X[:, 3] + X[:, 4] ** 2 + rng.normal(size=500) > 1).astype(int)
+    subsets = [np.ones(6, bool), np.arange(6) < 2, np.arange(6) >= 2]
+    model = nb.LogisticRegression(6, l2=1e-2, quadratic=True, subsets=subsets, **options).fit(X, y)
+    alone = [nb.LogisticRegression(int(subset.sum()), l2=1e-2, quadratic=True, **options).fit(X[:, subset], y)
+             for subset in subsets]
+    mean_logit = np.mean([m.decision_function(X[:, subset]) for m, subset in zip(alone, subsets, strict=True)], axis=0)
+    np.testing.assert_allclose(model.decision_function(X), mean_logit, rtol=0, atol=1e-9)
+    assert len({len(m.w_vector) for m in alone}) > 1 or options  # L-BFGS: fits of different lengths, padded
+    np.testing.assert_array_equal(model.recorded_at_, max((m.recorded_at_ for m in alone), key=len))
+    design = nb.with_bias_column(model.design(X))
+    assert model.losses_[-1] == pytest.approx(nb.penalised_loss(model.wm, design, y, 1e-2), rel=1e-12)
+
+
 def test_quadratic_design_clips_then_squares_and_z_scores(nb):
     rng = np.random.default_rng(7)
     X = rng.normal(size=(300, 2))

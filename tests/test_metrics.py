@@ -1,9 +1,13 @@
 """Hand-written metrics against scikit-learn's."""
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics
+
+matplotlib.use("Agg")
 
 
 @pytest.fixture
@@ -86,3 +90,22 @@ def test_holdout_table_counts_caught_fakes_and_kept_photographs(nb):
     assert table.loc[("gan-3", "fakes caught"), "original"] == pytest.approx(2 / 3)
     assert table.loc[("gan-3", "photographs kept"), "original"] == pytest.approx(2 / 3)
     assert table.loc[("gan-3", "auc"), "original"] == pytest.approx(metrics.roc_auc_score(y[inside], p[inside]))
+
+
+@pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")  # inside seaborn
+def test_holdout_map_shows_each_sources_auc_per_condition(nb):
+    labelled = sources_table()
+    y = labelled.label.to_numpy()
+    holdouts = nb.held_out_sources(labelled, np.ones(len(labelled), bool))
+    rng = np.random.default_rng(0)
+    p_by_source = {source: {c: np.where(inside, rng.random(len(y)), np.nan) for c in ("original", "jpeg75")}
+                   for source, inside in holdouts.items()}
+    table = nb.holdout_table(p_by_source, labelled)
+    fig, ax = plt.subplots()
+    nb.plot_holdout_auc(ax, table)
+    assert [label.get_text() for label in ax.get_yticklabels()] == list(holdouts)
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["original", "jpeg75"]
+    shown = [float(text.get_text()) for text in ax.texts]
+    expected = table.xs("auc", level="measure").to_numpy().ravel()
+    np.testing.assert_allclose(shown, expected, atol=0.005)
+    plt.close(fig)

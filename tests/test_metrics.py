@@ -93,19 +93,18 @@ def test_holdout_table_counts_caught_fakes_and_kept_photographs(nb):
 
 
 @pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")  # inside seaborn
-def test_holdout_map_shows_each_sources_auc_per_condition(nb):
+def test_the_map_shows_each_sources_value_per_condition(nb):
     labelled = sources_table()
     y = labelled.label.to_numpy()
     holdouts = nb.held_out_sources(labelled, np.ones(len(labelled), bool))
     rng = np.random.default_rng(0)
     p_by_source = {source: {c: np.where(inside, rng.random(len(y)), np.nan) for c in ("original", "jpeg75")}
                    for source, inside in holdouts.items()}
-    table = nb.holdout_table(p_by_source, labelled)
+    auc = nb.holdout_table(p_by_source, labelled).xs("auc", level="measure")
     fig, ax = plt.subplots()
-    nb.plot_holdout_auc(ax, table)
+    nb.plot_condition_map(ax, auc, "AUC", "held out")
     assert [label.get_text() for label in ax.get_yticklabels()] == list(holdouts)
     assert [label.get_text() for label in ax.get_xticklabels()] == ["original", "jpeg75"]
-    shown = [float(text.get_text()) for text in ax.texts]
-    expected = table.xs("auc", level="measure").to_numpy().ravel()
-    np.testing.assert_allclose(shown, expected, atol=0.005)
+    assert ax.get_ylabel() == "held out"
+    np.testing.assert_allclose([float(text.get_text()) for text in ax.texts], auc.to_numpy().ravel(), atol=0.005)
     plt.close(fig)

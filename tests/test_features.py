@@ -266,6 +266,16 @@ def test_views_apply_the_protocol_perturbations(nb):
         nb.apply_view(image, "rotate90")
 
 
+def test_views_joined_by_plus_apply_in_turn_left_first(nb):
+    image = noise_image(200)
+    chained = nb.apply_view(image, "crop128+jpeg60")
+    np.testing.assert_array_equal(chained, nb.jpeg_reencode(nb.crop(image, 128), 60))
+    assert not np.array_equal(chained, nb.crop(nb.jpeg_reencode(image, 60), 128))  # the order matters
+    assert nb.apply_view(image, "down0.5+crop64+jpeg90").shape == (64, 64, 3)
+    with pytest.raises(ValueError):
+        nb.apply_view(image, "crop128+rotate90")
+
+
 def test_a_crop_saved_as_png_gives_the_features_of_the_crop_in_memory(nb, tmp_path):
     photo = write(tmp_path / "photo.jpg", cv2.GaussianBlur(noise_image(256), (5, 5), 1.5), cv2.IMWRITE_JPEG_QUALITY, 90)
     crop = write(tmp_path / "crop.png", nb.crop(cv2.imread(str(photo), cv2.IMREAD_COLOR), 200))

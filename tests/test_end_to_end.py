@@ -37,6 +37,20 @@ def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.parametrize("class_folder", ["Real", "Fake"])
+def test_import_mode_judges_a_folder_of_one_class(class_folder, tmp_path):
+    source = tmp_path / "data" / class_folder / "NewSource"
+    source.mkdir(parents=True)
+    for seed in range(6):
+        cv2.imwrite(str(source / f"{seed}.jpg"), noise_image(128, seed=seed))
+    _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "data",
+                                  FUTURE_DIR=source, OUTPUT_CSV=tmp_path / "labels.csv")
+    assert "6 labelled images;" in executed and "6 images x 8 conditions" in executed
+    assert re.search(r"NewSource +[01]\.\d+ ", executed), "no accuracy by source"
+    assert "alone (5-fold CV)" not in executed  # a leak needs two classes to be measured
+    assert len(pd.read_csv(tmp_path / "labels.csv")) == 6
+
+
 def test_empty_mode_says_plainly_that_it_is_untrained(image_folder, tmp_path):
     _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="empty", FUTURE_DIR=image_folder,
                                   DATA_DIR=tmp_path / "none", OUTPUT_CSV=tmp_path / "labels.csv")

@@ -37,9 +37,8 @@ def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp
     assert not (tmp_path / "none").exists()
 
 
-@pytest.mark.parametrize("class_folder", ["Real", "Fake"])
-def test_import_mode_judges_a_folder_of_one_class(class_folder, tmp_path):
-    source = tmp_path / "data" / class_folder / "NewSource"
+def test_import_mode_judges_a_folder_of_fakes_alone(tmp_path):
+    source = tmp_path / "data" / "Fake" / "NewSource"
     source.mkdir(parents=True)
     for seed in range(6):
         cv2.imwrite(str(source / f"{seed}.jpg"), noise_image(128, seed=seed))
@@ -49,6 +48,23 @@ def test_import_mode_judges_a_folder_of_one_class(class_folder, tmp_path):
     assert re.search(r"NewSource +[01]\.\d+ ", executed), "no accuracy by source"
     assert "alone (5-fold CV)" not in executed  # a leak needs two classes to be measured
     assert len(pd.read_csv(tmp_path / "labels.csv")) == 6
+
+
+def test_import_mode_judges_the_labelled_files_that_read(tmp_path):
+    """Every fake fails to read, and one photograph: the other photographs are still judged."""
+    photos, fakes = tmp_path / "data" / "Real" / "Photos", tmp_path / "data" / "Fake" / "NewGen"
+    photos.mkdir(parents=True)
+    fakes.mkdir(parents=True)
+    for seed in range(2):
+        cv2.imwrite(str(photos / f"{seed}.png"), noise_image(128, seed=seed))
+    for broken in (photos / "broken.jpg", fakes / "broken.jpg"):
+        broken.write_bytes(b"\xff\xd8 not a JPEG")
+    _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "data",
+                                  FUTURE_DIR=photos, OUTPUT_CSV=tmp_path / "labels.csv")
+    assert len(re.findall(r"skipped \S+broken.jpg: not a readable image", executed)) == 2
+    assert re.search(r"original +2 ", executed) and "invalid value" not in executed  # judged: the two that read
+    labels = pd.read_csv(tmp_path / "labels.csv").set_index("filename").label
+    assert labels["broken.jpg"] == "Error" and set(labels[["0.png", "1.png"]]) <= {"Real", "Fake"}
 
 
 def test_empty_mode_says_plainly_that_it_is_untrained(image_folder, tmp_path):

@@ -37,17 +37,17 @@ def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp
     assert not (tmp_path / "none").exists()
 
 
-def test_import_mode_judges_a_folder_of_fakes_alone(tmp_path):
+def test_import_mode_judges_a_folder_of_fakes_alone_with_no_future_data(tmp_path):
     source = tmp_path / "data" / "Fake" / "NewSource"
     source.mkdir(parents=True)
     for seed in range(6):
         cv2.imwrite(str(source / f"{seed}.jpg"), noise_image(128, seed=seed))
     _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "data",
-                                  FUTURE_DIR=source, OUTPUT_CSV=tmp_path / "labels.csv")
+                                  FUTURE_DIR=tmp_path / "absent", OUTPUT_CSV=tmp_path / "labels.csv")
     assert "6 labelled images;" in executed and "6 images x 8 conditions" in executed
     assert re.search(r"NewSource +[01]\.\d+ ", executed), "no accuracy by source"
     assert "alone (5-fold CV)" not in executed  # a leak needs two classes to be measured
-    assert len(pd.read_csv(tmp_path / "labels.csv")) == 6
+    assert re.search(r"FUTURE_DIR \S+absent does not exist", executed) and not (tmp_path / "labels.csv").exists()
 
 
 def test_import_mode_judges_the_labelled_files_that_read(tmp_path):

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 def test_import_mode_classifies_a_folder_and_reports_bad_files(image_folder, tmp_path):
     csv = tmp_path / "labels.csv"
-    run_notebook(tmp_path / "run", INIT_MODE="import", FUTURE_DIR=image_folder, DATA_DIR=tmp_path / "none",
-                 OUTPUT_CSV=csv)
+    _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="import", FUTURE_DIR=image_folder,
+                                  DATA_DIR=tmp_path / "none", OUTPUT_CSV=csv)
+    assert re.search(r"DATA_DIR \S+none does not exist, so no labelled images are judged", executed)
     table = pd.read_csv(csv, keep_default_na=False)
     assert list(table.columns) == ["filename", "label", "p_fake", "error"]
     rows = {row.filename: row for row in table.itertuples()}

@@ -78,7 +78,7 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
 
 def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
     """A band has its own grid, drawn in cycles per image; cells beyond the image's Nyquist limit get 0."""
-    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3), residual_period=0)
+    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3), residual_period=0, dct_period=0)
     grey = np.random.default_rng(3).random((200, 160), np.float32) * 255
     power = nb.periodogram_db(grey)
     f_rows, f_cols = nb.frequencies(*grey.shape)
@@ -105,7 +105,7 @@ def blurred_noise(side, seed=0):
 def test_band_features_stay_put_when_the_image_is_downscaled(nb):
     """Halving the image moves its spectrum's fall-off on the cycles-per-pixel axis, not in a band,
     which is measured in cycles per image."""
-    settings = nb.feature_settings("both", bands=(256,), residual_period=0)
+    settings = nb.feature_settings("both", bands=(256,), residual_period=0, dct_period=0)
     large = blurred_noise(512)
     small = cv2.resize(large, (256, 256), interpolation=cv2.INTER_AREA)
     shift = np.abs(nb.spectral_features(large, settings) - nb.spectral_features(small, settings))
@@ -115,7 +115,7 @@ def test_band_features_stay_put_when_the_image_is_downscaled(nb):
 
 
 def test_a_band_beyond_the_nyquist_limit_gets_the_mean_in_its_empty_bins(nb):
-    settings = nb.feature_settings("azimuthal", bands=(768,), residual_period=0)
+    settings = nb.feature_settings("azimuthal", bands=(768,), residual_period=0, dct_period=0)
     features = nb.spectral_features(blurred_noise(256), settings)
     rings = settings["band_bins"][0]
     band = features[np.char.endswith(nb.feature_names(settings), "@768")]
@@ -175,8 +175,8 @@ def test_residual_pairs_equal_a_pixel_loop(nb):
     features = nb.residual_features(grey, settings)
     np.testing.assert_allclose(features, looped_residual_pairs(grey, 8, 2, 2), rtol=1e-5, atol=1e-5)
     names = nb.feature_names(settings)
-    assert features.size == 55 and names[-55:] == [n for n in names if n.startswith(("pair", "cross"))]
-    assert names[-55] == "pair-2-2_rows" and names[-26] == "pair+2+2_cols" and names[-1] == "cross+2+2"
+    assert features.size == 55 and names[-118:-63] == [n for n in names if n.startswith(("pair", "cross"))]
+    assert names[-118] == "pair-2-2_rows" and names[-89] == "pair+2+2_cols" and names[-64] == "cross+2+2"
 
 
 def test_residual_pairs_ignore_brightness_ramps_and_mirroring(nb):
@@ -190,13 +190,52 @@ def test_residual_pairs_ignore_brightness_ramps_and_mirroring(nb):
     assert not np.array_equal(nb.residual_features(grey * 0.5, settings), features)  # the quantum is in grey levels
 
 
-def test_image_features_are_the_spectrum_then_the_residual_pairs(nb):
+def looped_block_dct(grey, period):
+    """The block DCT features the slow way: cv2.dct of one 8 × 8 block at a time."""
+    magnitudes = [np.abs(cv2.dct(grey[top:top + 8, left:left + 8].astype(np.float32)))
+                  for top in range(0, grey.shape[0] // 8 * 8, period) for left in range(0, grey.shape[1] // 8 * 8, 8)]
+    log_means = np.log(np.mean(magnitudes, axis=0).ravel()[1:] + 1e-3)
+    return log_means - log_means.mean()
+
+
+@pytest.mark.parametrize("shape, period", [((64, 64), 8), ((203, 150), 32), ((1024, 768), 64)])
+def test_block_dct_equals_opencv_block_by_block(nb, shape, period):
+    grey = np.random.default_rng(6).integers(0, 256, shape).astype(np.float32)
+    settings = nb.feature_settings("both", dct_period=period)
+    np.testing.assert_allclose(nb.dct_features(grey, settings), looped_block_dct(grey, period), atol=2e-4)
+    names = nb.feature_names(settings)
+    assert names[-63:] == [n for n in names if n.startswith("dct")] and names[-63] == "dct0_1" and names[-1] == "dct7_7"
+
+
+def test_block_dct_describes_the_shape_not_the_contrast_or_brightness(nb):
+    """Contrast scales every |C_kl| alike and brightness moves only C_00, so the centred logs stay put."""
+    grey = nb.to_grey(noise_image(128, seed=7))
+    settings = nb.feature_settings("both")
+    features = nb.dct_features(grey, settings)
+    np.testing.assert_allclose(nb.dct_features(0.5 * grey + 40, settings), features, atol=1e-3)
+    blurred = nb.dct_features(cv2.GaussianBlur(grey, (0, 0), 1.0), settings)
+    assert blurred[-1] < features[-1] - 1  # less detail: the highest frequency loses most
+
+
+def test_block_dct_reads_one_row_of_blocks_in_every_period(nb):
+    grey = np.random.default_rng(8).integers(0, 256, (256, 256)).astype(np.float32)
+    settings = nb.feature_settings("both", dct_period=32)
+    unread = grey.copy()
+    unread[8:32] = 0  # rows 8-31 lie outside the first period's one row of blocks
+    np.testing.assert_array_equal(nb.dct_features(unread, settings), nb.dct_features(grey, settings))
+    unread[7] = 0
+    assert not np.array_equal(nb.dct_features(unread, settings), nb.dct_features(grey, settings))
+
+
+def test_image_features_are_the_spectrum_the_residual_pairs_then_the_block_dct(nb):
     grey = nb.to_grey(noise_image(128, channels=1))
     settings = nb.feature_settings("both")
     np.testing.assert_array_equal(nb.image_features(grey, settings),
-                                  np.r_[nb.spectral_features(grey, settings), nb.residual_features(grey, settings)])
-    without = nb.feature_settings("both", residual_period=0)
+                                  np.r_[nb.spectral_features(grey, settings), nb.residual_features(grey, settings),
+                                        nb.dct_features(grey, settings)])
+    without = nb.feature_settings("both", residual_period=0, dct_period=0)
     np.testing.assert_array_equal(nb.image_features(grey, without), nb.spectral_features(grey, without))
+    assert len(nb.feature_names(settings)) == 208 + 55 + 63
 
 
 def test_half_of_the_random_downscales_use_a_common_ratio(nb, monkeypatch):

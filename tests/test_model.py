@@ -75,7 +75,7 @@ def damaged_files(nb, good, tmp_path):
         np.save(tmp_path / f"{name}_type.npy", changed)
         cases[f"{name}_type.npy"] = message
     settings = json.loads(str(record["settings"]))
-    for key, value in [("radial_bins", 30_000_000), ("residual_quantum", 0), ("kind", "fancy")]:
+    for key, value in [("radial_bins", 30_000_000), ("residual_quantum", 0), ("kind", "fancy"), ("dct_period", 12)]:
         bad = record.copy()
         bad["settings"] = json.dumps({**settings, key: value})
         np.save(tmp_path / f"{key}.npy", bad)
@@ -120,7 +120,8 @@ def damaged_files(nb, good, tmp_path):
     squared = record.copy()
     squared["quadratic"] = True  # a linear model's coefficients, but the file says it squares
     np.save(tmp_path / "squared.npy", squared)
-    cases["squared.npy"] = "field theta has 263 coefficients for 526 columns"
+    n_features = len(nb.feature_names(nb.feature_settings()))
+    cases["squared.npy"] = f"field theta has {n_features} coefficients for {2 * n_features} columns"
     bad = record.copy()
     bad["theta"][3] = np.nan
     np.save(tmp_path / "nan.npy", bad)

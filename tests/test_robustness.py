@@ -84,7 +84,8 @@ def test_names_that_are_not_utf8_are_written_as_their_bytes_and_read_back(nb, tm
     folder.mkdir()
     name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1, not UTF-8
     (folder / name).write_bytes(cv2.imencode(".jpg", noise_image(100))[1].tobytes())
-    model = nb.LogisticModel(263, nb.feature_settings())
+    settings = nb.feature_settings()
+    model = nb.LogisticModel(len(nb.feature_names(settings)), settings)
     table = model.test(folder, tmp_path / "labels.csv", n_jobs=1)
     written = pd.read_csv(tmp_path / "labels.csv", encoding_errors="surrogateescape")
     assert list(written.filename) == [name] == list(table.filename) and (folder / written.filename[0]).exists()

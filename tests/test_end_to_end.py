@@ -69,9 +69,11 @@ def test_import_mode_judges_the_labelled_files_that_read(tmp_path):
 
 
 def test_empty_mode_says_plainly_that_it_is_untrained(image_folder, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file where a folder was meant")
     _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="empty", FUTURE_DIR=image_folder,
-                                  DATA_DIR=tmp_path / "none", OUTPUT_CSV=tmp_path / "labels.csv")
+                                  DATA_DIR=tmp_path / "notes.txt", OUTPUT_CSV=tmp_path / "labels.csv")
     assert "UNTRAINED" in executed
+    assert re.search(r"DATA_DIR \S+notes\.txt is not a folder, so no labelled images are judged", executed)
     table = pd.read_csv(tmp_path / "labels.csv")
     assert set(table.p_fake.dropna()) == {0.5}
 

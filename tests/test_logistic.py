@@ -55,6 +55,16 @@ def test_bias_is_not_penalised(nb):
     assert nb.penalised_loss(theta, Xb, y, 1.0) - nb.penalised_loss(theta, Xb, y, 0.0) == pytest.approx(1.0)
 
 
+def test_loss_of_a_stack_of_thetas_is_the_loss_of_each(nb):
+    rng = np.random.default_rng(3)
+    Xb = nb.with_bias_column(rng.normal(size=(30, 4)))
+    y = rng.integers(0, 2, 30).astype(float)
+    thetas = rng.normal(size=(5, 5))
+    each = [nb.penalised_loss(theta, Xb, y, 0.2) for theta in thetas]
+    np.testing.assert_allclose(nb.penalised_loss(thetas.T, Xb, y, 0.2), each, rtol=1e-12)
+    assert len(set(each)) == 5 and np.ndim(each[0]) == 0
+
+
 def test_lipschitz_constant_bounds_the_curvature(nb):
     rng = np.random.default_rng(2)
     Xb = nb.with_bias_column(rng.normal(size=(200, 10)))

@@ -343,6 +343,22 @@ def test_magnitude_spectrum_matches_numpy_fft(nb, shape):
     np.testing.assert_allclose(magnitude, reference, rtol=1e-3, atol=1e-6 * reference.max())
 
 
+def test_padded_rows_are_an_odd_number_of_cache_lines_apart(nb):
+    for width in (1, 16, 17, 1000, 1008, 1024, 4096):
+        array = nb.padded_rows(3, width)
+        lines, rest = divmod(array.strides[0], 64)
+        assert array.shape == (3, width) and array.dtype == np.float32
+        assert rest == 0 and lines % 2 == 1 and array.strides[0] >= 4 * width
+
+
+def test_the_padded_transform_gives_the_bits_of_a_contiguous_one(nb):
+    """The padding changes where the DFT's rows sit in memory, never what it computes."""
+    grey = np.random.default_rng(5).random((1024, 1024), np.float32) * 255
+    packed = cv2.dft(grey, dst=nb.padded_rows(*grey.shape))
+    assert packed.strides[0] > 4 * grey.shape[1]  # OpenCV wrote into the padded layout
+    np.testing.assert_array_equal(packed, cv2.dft(grey))
+
+
 def test_the_spectrum_does_not_depend_on_where_the_image_sits_in_memory(nb):
     grey = nb.to_grey(noise_image(200, seed=3))
     spectra = []

@@ -27,14 +27,21 @@ from notebook import load_definitions  # noqa: E402
 nb = load_definitions()
 
 
+def best_of_each(repeats, *works):
+    """The shortest wall time of each work() over `repeats` rounds. The works take turns within a
+    round, so a change in the machine's load falls on all of them alike."""
+    best = [float("inf")] * len(works)
+    for _ in range(repeats):
+        for index, work in enumerate(works):
+            start = time.perf_counter()
+            work()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
+
+
 def best_of(repeats, work):
     """The shortest wall time of `repeats` calls of work()."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of_each(repeats, work)[0]
 
 
 def decode_only(path):
@@ -57,8 +64,8 @@ def seed_azimuthal_profile(spectrum):
 
 
 def extraction_ratio(paths, n_jobs):
-    decode = best_of(3, lambda: decode_all(paths, n_jobs))
-    extract = best_of(3, lambda: nb.extract_features(paths, n_jobs=n_jobs, cache_dir=""))
+    decode, extract = best_of_each(5, lambda: decode_all(paths, n_jobs),
+                                   lambda: nb.extract_features(paths, n_jobs=n_jobs, cache_dir=""))
     with tempfile.TemporaryDirectory() as cache:
         first, _ = nb.extract_features(paths, n_jobs=n_jobs, cache_dir=cache)
         start = time.perf_counter()

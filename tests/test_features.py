@@ -315,6 +315,12 @@ def test_views_joined_by_plus_apply_in_turn_left_first(nb):
         nb.apply_view(image, "crop128+rotate90")
 
 
+def test_a_crop_on_the_jpeg_grid_and_a_jpeg_give_the_same_grey_pixels_in_either_order(nb):
+    grey = noise_image(256, channels=1)  # the centred 192 crop starts 32 pixels in, on the 8-pixel grid
+    np.testing.assert_array_equal(nb.apply_view(grey, "crop192+jpeg90"), nb.apply_view(grey, "jpeg90+crop192"))
+    assert not np.array_equal(nb.apply_view(grey, "crop196+jpeg90"), nb.apply_view(grey, "jpeg90+crop196"))
+
+
 def test_a_crop_saved_as_png_gives_the_features_of_the_crop_in_memory(nb, tmp_path):
     photo = write(tmp_path / "photo.jpg", cv2.GaussianBlur(noise_image(256), (5, 5), 1.5), cv2.IMWRITE_JPEG_QUALITY, 90)
     crop = write(tmp_path / "crop.png", nb.crop(cv2.imread(str(photo), cv2.IMREAD_COLOR), 200))

@@ -238,15 +238,48 @@ def test_image_features_are_the_spectrum_the_residual_pairs_then_the_block_dct(n
     assert len(nb.feature_names(settings)) == 208 + 55 + 63
 
 
-def test_half_of_the_random_downscales_use_a_common_ratio(nb, monkeypatch):
-    factors = []
-    monkeypatch.setattr(nb, "downscale", lambda image, factor: factors.append(factor) or image)
-    for seed in range(600):
+def random_downscales(nb, monkeypatch, n_seeds):
+    """(factor, kernel, blur) of every downscale that random_perturbation draws from seeds 0 .. n_seeds - 1."""
+    calls = []
+    monkeypatch.setattr(nb, "downscale", lambda image, factor, kernel="area", blur=0.0:
+                        calls.append((factor, kernel, blur)) or image)
+    for seed in range(n_seeds):
         nb.random_perturbation(np.zeros((100, 100), np.uint8), np.random.default_rng(seed))
+    return calls
+
+
+def test_half_of_the_random_downscales_use_a_common_ratio(nb, monkeypatch):
+    factors = [factor for factor, _, _ in random_downscales(nb, monkeypatch, 600)]
     common = np.isin(factors, nb.COMMON_RATIOS)
     assert 150 < len(factors) < 250 and 0.4 < common.mean() < 0.6
     assert set(np.asarray(factors)[common]) == set(nb.COMMON_RATIOS)
     assert all(0.35 <= factor <= 1 for factor in factors)
+
+
+def test_random_downscales_draw_every_kernel_and_one_in_nine_blurs_first(nb, monkeypatch):
+    calls = random_downscales(nb, monkeypatch, 2700)
+    blurred = [(kernel, blur) for _, kernel, blur in calls if blur]
+    kernels = [kernel for _, kernel, blur in calls if not blur]
+    assert 0.08 < len(blurred) / len(calls) < 0.145
+    assert all(kernel == "linear" and 0.3 <= blur <= 0.5 for kernel, blur in blurred)
+    shares = [kernels.count(kernel) / len(kernels) for kernel in nb.RESAMPLERS]
+    assert set(kernels) == set(nb.RESAMPLERS) and all(0.2 < share < 0.3 for share in shares)
+
+
+def test_downscale_resamples_with_the_kernel_asked_for_and_a_blur_weakens_the_top_octave(nb):
+    image = noise_image(256, channels=1)
+    for kernel, flag in nb.RESAMPLERS.items():
+        expected = cv2.resize(image, (128, 128), interpolation=flag)
+        np.testing.assert_array_equal(nb.downscale(image, 0.5, kernel), expected)
+    sharp, smooth = (nb.downscale(image, 0.5, "linear", blur) for blur in (0.0, 0.5))
+    assert smooth.shape == sharp.shape == (128, 128)
+
+    def top_octave_power(small):
+        spectrum = np.abs(np.fft.fft2(small.astype(float) - small.mean())) ** 2
+        radius = np.hypot(*np.meshgrid(np.fft.fftfreq(128), np.fft.fftfreq(128)))
+        return spectrum[radius > 0.25].sum() / spectrum.sum()
+
+    assert top_octave_power(smooth) < 0.6 * top_octave_power(sharp)
 
 
 def test_extract_features_reports_bad_files_and_keeps_the_rest(nb, image_folder):

@@ -169,13 +169,21 @@ def looped_residual_pairs(grey, period, quantum, limit):
     return np.array(features)
 
 
-def test_residual_pairs_equal_a_pixel_loop(nb):
+@pytest.mark.parametrize("quantum, limit", [(2, 2), (0.5, 8)])  # the default, and the largest limit allowed
+def test_residual_pairs_equal_a_pixel_loop(nb, quantum, limit):
     grey = np.random.default_rng(4).normal(128, 3, (45, 30)).round().astype(np.float32)
-    settings = nb.feature_settings("azimuthal", bands=(), residual_period=8, residual_quantum=2, residual_limit=2)
+    settings = nb.feature_settings("azimuthal", bands=(), residual_period=8, residual_quantum=quantum,
+                                   residual_limit=limit)
     features = nb.residual_features(grey, settings)
-    np.testing.assert_allclose(features, looped_residual_pairs(grey, 8, 2, 2), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(features, looped_residual_pairs(grey, 8, quantum, limit), rtol=1e-5, atol=1e-5)
+    assert limit in (2, nb.SETTING_LIMITS["residual_limit"][2])
+
+
+def test_residual_pair_names(nb):
+    settings = nb.feature_settings("azimuthal", bands=())
     names = nb.feature_names(settings)
-    assert features.size == 55 and names[-118:-63] == [n for n in names if n.startswith(("pair", "cross"))]
+    assert nb.residual_features(np.zeros((64, 64), np.float32), settings).size == 55
+    assert names[-118:-63] == [n for n in names if n.startswith(("pair", "cross"))]
     assert names[-118] == "pair-2-2_rows" and names[-89] == "pair+2+2_cols" and names[-64] == "cross+2+2"
 
 

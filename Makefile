@@ -42,10 +42,11 @@ data:  ## link the shared labelled faces into data/Real/<source>/ and data/Fake/
 OUT ?= output
 RUN_ARGS ?=
 
+# the classic template writes each figure's alt text from its cell's "alt" metadata (the lab template has none)
 run: venv data  ## execute the notebook headless (FutureDataEstimatedLabels.csv), then an HTML report of the run
 	@mkdir -p $(OUT)
 	$(BIN)/papermill DeepFakeLogReg.ipynb $(OUT)/DeepFakeLogReg.executed.ipynb $(RUN_ARGS)
-	$(BIN)/jupyter nbconvert --to html --log-level WARN $(OUT)/DeepFakeLogReg.executed.ipynb \
+	$(BIN)/jupyter nbconvert --to html --template classic --log-level WARN $(OUT)/DeepFakeLogReg.executed.ipynb \
 	  --output DeepFakeLogReg --output-dir $(OUT)
 	@echo "report: $(OUT)/DeepFakeLogReg.html"
 

@@ -179,4 +179,5 @@ def test_make_run_writes_a_report_with_every_figure(tmp_path):
                   for cell in executed["cells"] for output in cell.get("outputs", []))
     assert figures >= 8 and report.count('src="data:image/png;base64,') == figures
     assert report.count("<img") == figures  # every figure is in the file itself, none is fetched
+    assert "Alternative text is missing" not in done.stderr and "No description has been provided" not in report
     assert "Why the first future images got their labels" in report and "DEMO RUN" in report

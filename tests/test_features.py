@@ -62,18 +62,37 @@ def test_feature_length_is_the_same_for_any_size_and_aspect(nb, kind):
     assert lengths == {len(nb.feature_names(settings))}
 
 
-def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb):
-    """The run pooling gives what the seed's loop over radii with boolean masks gives."""
-    settings = nb.feature_settings("azimuthal", bands=())
+@pytest.mark.parametrize("trend_degree", [0, 2])
+def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb, trend_degree):
+    """The run pooling gives what the seed's loop over radii with boolean masks gives, minus its
+    mean (degree 0) or minus its least-squares parabola in the log radius of the rings' centres."""
+    settings = nb.feature_settings("azimuthal", bands=(), trend_degree=trend_degree)
     grey = np.random.default_rng(1).random((200, 160), np.float32) * 255
     power = nb.periodogram_db(grey)
     f_rows, f_cols = nb.frequencies(*grey.shape)
     radius = np.hypot(f_rows, f_cols) / np.hypot(0.5, 0.5)
-    ring = np.minimum((radius * settings["radial_bins"]).astype(int), settings["radial_bins"] - 1)
+    n_rings = settings["radial_bins"]
+    ring = np.minimum((radius * n_rings).astype(int), n_rings - 1)
     not_zero = np.ones_like(ring, bool)
     not_zero[0, 0] = False
-    looped = np.array([power[(ring == r) & not_zero].mean() for r in range(settings["radial_bins"])])
-    np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - looped.mean(), rtol=1e-5, atol=1e-4)
+    looped = np.array([power[(ring == r) & not_zero].mean() for r in range(n_rings)])
+    log_centres = np.log((np.arange(n_rings) + 0.5) / n_rings)
+    trend = np.polyval(np.polyfit(log_centres, looped, 2), log_centres) if trend_degree else looped.mean()
+    np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - trend, rtol=1e-5, atol=1e-4)
+
+
+def test_a_smooth_tilt_of_the_spectrum_leaves_the_cycles_per_pixel_features(nb):
+    """Filtering by |F| -> |F|·r^-1/2 (a steeper power law) moves the centred rings and cells a lot,
+    and hardly at all once their trend in log r is taken out."""
+    grey = blurred_noise(256)
+    f_rows, f_cols = np.fft.fftfreq(256)[:, None], np.fft.fftfreq(256)[None, :]
+    gain = np.maximum(np.hypot(f_rows, f_cols), 1 / 256) ** -0.5
+    tilted = np.real(np.fft.ifft2(np.fft.fft2(grey) * gain)).astype(np.float32)
+    shifts = {}
+    for degree in (0, 2):
+        settings = nb.feature_settings("both", bands=(), residual_period=0, dct_period=0, trend_degree=degree)
+        shifts[degree] = np.abs(nb.spectral_features(tilted, settings) - nb.spectral_features(grey, settings))
+    assert shifts[0].mean() > 1.0 and shifts[2].mean() < shifts[0].mean() / 10
 
 
 def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
@@ -127,9 +146,10 @@ def test_a_band_beyond_the_nyquist_limit_gets_the_mean_in_its_empty_bins(nb):
 
 
 def test_upsampling_traces_show_at_high_frequency(nb):
-    """A zero-insertion upsampled image's profile tilts away from a natural one's at high frequency."""
+    """A zero-insertion upsampled image's centred profile (no trend taken out) tilts away from a
+    natural one's at high frequency."""
     rng = np.random.default_rng(2)
-    settings = nb.feature_settings("azimuthal", bands=())
+    settings = nb.feature_settings("azimuthal", bands=(), trend_degree=0)
     real = nb.spectral_features(nb.to_grey(nb.demo_image(False, rng)), settings)
     fake = nb.spectral_features(nb.to_grey(nb.demo_image(True, rng)), settings)
     difference = real - fake

@@ -265,7 +265,8 @@ def test_paths_to_write_and_labelled_sets_are_checked(nb, tmp_path):
 def test_settings_are_bounded(nb):
     good = nb.feature_settings()
     for name, value in [("radial_bins", 30_000_000), ("residual_quantum", 0), ("kind", "fancy"),
-                        ("bands", [512, 10**6]), ("band_bins", [8, 12]), ("radial_bins", True), ("grid_rows", 2.5)]:
+                        ("bands", [512, 10**6]), ("band_bins", [8, 12]), ("radial_bins", True), ("grid_rows", 2.5),
+                        ("trend_degree", 4), ("trend_degree", -1)]:
         with pytest.raises(ValueError, match=name):
             nb.check_feature_settings({**good, name: value})
     with pytest.raises(ValueError, match="exactly the keys"):

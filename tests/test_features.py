@@ -81,9 +81,6 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb, trend_degree):
     np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - trend, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect, left for the next stop: axis_bins pools the Nyquist column "
-                   "(f_x = 1/2) of every row band but the last into the next row band's first cell (measured on "
-                   "faces: cell features move by up to 0.14 dB, about a tenth of their spread over images)")
 def test_cells_lose_their_parabola_in_the_log_radius_of_the_cell_centres(nb):
     """The 2-D cells of cycles per pixel are a loop over cell masks minus its least-squares parabola in
     the log radius of each cell's centre; the Nyquist column belongs to the last column of cells."""

@@ -428,6 +428,15 @@ def test_magnitude_spectrum_matches_numpy_fft(nb, shape):
     np.testing.assert_allclose(magnitude, reference, rtol=1e-3, atol=1e-6 * reference.max())
 
 
+def test_periodogram_is_the_decibels_of_the_normalised_magnitude(nb):
+    """periodogram_db takes log2 for speed; it must still give 20·log10(|F| / sqrt(HW) + 1e-6)."""
+    grey = np.random.default_rng(4).random((98, 130), np.float32) * 255
+    magnitude = np.abs(np.fft.rfft2(grey.astype(np.float64))) / np.sqrt(grey.size)
+    power = nb.periodogram_db(grey)
+    assert power.dtype == np.float32
+    np.testing.assert_allclose(power, 20 * np.log10(magnitude + 1e-6), rtol=0, atol=2e-3)
+
+
 def test_padded_rows_are_an_odd_number_of_cache_lines_apart(nb):
     for width in (1, 16, 17, 1000, 1008, 1024, 4096):
         array = nb.padded_rows(3, width)

@@ -312,6 +312,29 @@ def test_random_downscales_draw_every_kernel_and_one_in_nine_blurs_first(nb, mon
     assert set(kernels) == set(nb.RESAMPLERS) and all(0.2 < share < 0.3 for share in shares)
 
 
+def test_one_random_view_in_twenty_is_a_jpeg_at_85_to_100_cropped_afterwards(nb, monkeypatch):
+    steps = []
+    monkeypatch.setattr(nb, "jpeg_reencode", lambda image, quality: steps.append(("jpeg", int(quality))) or image + 1)
+    monkeypatch.setattr(nb, "crop", lambda image, side, top=None, left=None:
+                        steps.append(("crop", int(image[0, 0]), side)) or image[:side, :side])
+    monkeypatch.setattr(nb, "downscale", lambda image, factor, kernel="area", blur=0.0:
+                        steps.append(("down",)) or image)
+    views = []  # the steps of each seed's view
+    for seed in range(2000):
+        steps = []
+        nb.random_perturbation(np.zeros((100, 100), np.uint8), np.random.default_rng(seed))
+        views.append(steps)
+    two_steps = [view for view in views if len(view) == 2]
+    assert all(len(view) in (1, 2) for view in views)
+    assert 0.03 < len(two_steps) / len(views) < 0.07
+    assert all(first[0] == "jpeg" and second[:2] == ("crop", 1) for first, second in two_steps)  # the JPEG's pixels
+    assert {first[1] for first, _ in two_steps} == set(range(85, 101))
+    crops = [view[-1][2] for view in views if view[-1][0] == "crop"]
+    assert min(crops) >= 60 and max(crops) <= 100
+    single_jpegs = [view[0][1] for view in views if len(view) == 1 and view[0][0] == "jpeg"]
+    assert min(single_jpegs) == 50 and max(single_jpegs) == 100
+
+
 def test_downscale_resamples_with_the_kernel_asked_for_and_a_blur_weakens_the_top_octave(nb):
     image = noise_image(256, channels=1)
     for kernel, flag in nb.RESAMPLERS.items():

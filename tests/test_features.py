@@ -321,9 +321,9 @@ def test_one_random_view_in_twenty_is_a_jpeg_at_85_to_100_cropped_afterwards(nb,
                         steps.append(("down",)) or image)
     views = []  # the steps of each seed's view
     for seed in range(2000):
-        steps = []
+        steps.clear()
         nb.random_perturbation(np.zeros((100, 100), np.uint8), np.random.default_rng(seed))
-        views.append(steps)
+        views.append(list(steps))
     two_steps = [view for view in views if len(view) == 2]
     assert all(len(view) in (1, 2) for view in views)
     assert 0.03 < len(two_steps) / len(views) < 0.07

@@ -9,6 +9,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -214,6 +215,16 @@ def cluster_throughput(paths, n_workers):
             "ms_per_image": 1e3 * seconds / len(paths)}
 
 
+def processor_name():
+    """The processor's model name (from /proc/cpuinfo on Linux): the ratios depend on the machine."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", default=str(REPO.parent / "shared" / "data" / "faces"))
@@ -224,7 +235,8 @@ def main():
     if table.empty:
         sys.exit(f"no images under {faces}/Real and {faces}/Fake: pass --faces or FACES=...")
     paths, labels = [Path(path) for path in table.path], table.label.to_numpy()
-    results = {"images": len(paths), "processes": args.jobs, "cpu_count": os.cpu_count()}
+    results = {"images": len(paths), "processes": args.jobs, "cpu_count": os.cpu_count(),
+               "processor": processor_name()}
     print(f"benchmarking on {len(paths)} images from {faces} with {args.jobs} processes", flush=True)
     results.update(extraction_ratio(paths, args.jobs))
     results.update(profile_speedup(paths))

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn import metrics
 
 matplotlib.use("Agg")
@@ -40,6 +41,20 @@ def test_confusion_and_scores_match_sklearn(nb, scores):
     assert result["precision"] == pytest.approx(metrics.precision_score(y, predicted))
     assert result["recall"] == pytest.approx(metrics.recall_score(y, predicted))
     assert result["f1"] == pytest.approx(metrics.f1_score(y, predicted))
+
+
+@pytest.mark.parametrize(("correct", "n"), [(0, 20), (1, 29), (15, 148), (81, 263), (136, 137), (137, 137)])
+def test_the_accuracy_interval_is_wilsons_as_scipy_computes_it(nb, correct, n):
+    expected = stats.binomtest(correct, n).proportion_ci(0.95, method="wilson")
+    assert nb.wilson_interval(correct / n, n) == pytest.approx((expected.low, expected.high), abs=1e-6)
+
+
+def test_every_condition_has_its_accuracy_inside_its_interval(nb, scores):
+    y, p = scores
+    table = nb.condition_table({"original": p, "half scored": np.where(np.arange(len(p)) % 2, p, np.nan)}, y, 0.5)
+    assert (table.accuracy_low < table.accuracy).all() and (table.accuracy < table.accuracy_high).all()
+    low, high = nb.wilson_interval(table.accuracy["half scored"], 150)
+    assert table.loc["half scored", ["accuracy_low", "accuracy_high"]].tolist() == [low, high]
 
 
 def test_threshold_maximises_validation_accuracy(nb):

@@ -46,7 +46,7 @@ def test_import_mode_judges_a_folder_of_fakes_alone_with_no_future_data(tmp_path
     _, executed, _ = run_notebook(tmp_path / "run", INIT_MODE="import", DATA_DIR=tmp_path / "data",
                                   FUTURE_DIR=tmp_path / "absent", OUTPUT_CSV=tmp_path / "labels.csv")
     assert "6 labelled images;" in executed and "6 images x 8 conditions" in executed
-    assert re.search(r"NewSource +[01]\.\d+ ", executed), "no accuracy by source"
+    assert re.search(r"NewSource \(6\) +[01]\.\d+ ", executed), "no accuracy by source"
     assert "alone (5-fold CV)" not in executed  # a leak needs two classes to be measured
     assert re.search(r"FUTURE_DIR \S+absent does not exist", executed) and not (tmp_path / "labels.csv").exists()
 

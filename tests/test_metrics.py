@@ -84,6 +84,20 @@ def sources_table():
                         columns=["path", "label", "source", "pipeline"])
 
 
+def test_a_table_by_source_names_each_source_with_its_number_of_images(nb):
+    labelled = sources_table()
+    p = np.where(labelled.label == 1, 0.9, 0.1)
+    p[[0, 3]] = [0.8, 0.4]  # one photograph of photo-a called fake, one gan-1 fake called real
+    p_unscored = np.where(labelled.source == "gan-4", np.nan, p)
+    table = nb.table_by({"original": p, "jpeg75": p_unscored}, labelled, "source", "accuracy")
+    assert table.index.name == "source"
+    assert list(table.index) == ["gan-1 (3)", "gan-2 (3)", "gan-3 (3)", "gan-4 (3)", "photo-a (3)", "photo-b (3)",
+                                 "photo-c (3)"]
+    assert table.loc["photo-a (3)", "original"] == pytest.approx(2 / 3)
+    assert table.loc["gan-1 (3)", "jpeg75"] == pytest.approx(2 / 3)
+    assert np.isnan(table.loc["gan-4 (3)", "jpeg75"]) and table.loc["gan-4 (3)", "original"] == 1
+
+
 def test_a_fake_source_is_held_out_with_its_pipelines_photographs(nb):
     labelled = sources_table()
     trains = (labelled.pipeline != "c").to_numpy()

@@ -189,13 +189,14 @@ def test_rows_repeated_by_weight_fit_sklearns_weighted_loss(nb):
     data = load_breast_cancer()
     rng = np.random.default_rng(3)
     rows = pd.DataFrame({"label": data.target, "fold": rng.integers(0, 5, len(data.target)),
-                         "weight": rng.integers(1, 4, len(data.target))})
+                         "weight": rng.integers(1, 4, len(data.target)),
+                         "small_image": rng.random(len(data.target)) < 0.3})
     mask = rng.random(len(rows)) < 0.8
-    X, y, folds = nb.training_set(data.data, rows, mask)
+    X, y, folds, small = nb.training_set(data.data, rows, mask)
     weight = rows.weight.to_numpy()[mask]
-    assert len(y) == len(folds) == weight.sum() > mask.sum()
-    expected = np.repeat(rows[["fold", "label"]].to_numpy()[mask], weight, axis=0)
-    np.testing.assert_array_equal(np.c_[folds, y], expected)
+    assert len(y) == len(folds) == len(small) == weight.sum() > mask.sum()
+    expected = np.repeat(rows[["fold", "label", "small_image"]].to_numpy()[mask], weight, axis=0)
+    np.testing.assert_array_equal(np.c_[folds, y, small], expected)
     mean = np.average(data.data[mask], axis=0, weights=weight)  # z-scores of the weighted rows, as the model makes
     scale = np.sqrt(np.average((data.data[mask] - mean) ** 2, axis=0, weights=weight))
     ours = nb.LogisticRegression(X.shape[1], l2=1e-3, tol=1e-10, iterations=20_000).fit((X - mean) / scale, y)
@@ -300,8 +301,8 @@ def test_the_search_prefers_the_rate_and_penalty_that_validate_best(nb):
     y = (rng.random(600) < nb.sigmoid(2 * X[:, 0] - X[:, 1])).astype(int)
     folds = nb.stratified_folds(y, 3, seed=0)
     curves = nb.validation_curves(X, y, folds, [1e-4, 0.3], [1e-3, 1.0],
-                                  lambda rate, l2: nb.LogisticRegression(5, learning_rate=rate, iterations=400,
-                                                                         l2=l2, tol=0.0, record_every=25))
+                                  lambda rate, l2: nb.SizeSplitRegression(5, learning_rate=rate, iterations=400,
+                                                                          l2=l2, tol=0.0, record_every=25))
     assert len(curves) == 2 * 2 * 3 * 17 and set(curves.fold) == {0, 1, 2}
     summary = nb.search_summary(curves)
     assert list(summary[["learning_rate", "l2"]].itertuples(index=False, name=None))[0] == (0.3, 1e-3)

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from conftest import noise_image
 
+OPTIONS = {"quadratic": True, "l2": 1e-2, "iterations": 300, "learning_rate": 0.1}  # of every fit below
+
 
 def band_columns(nb, settings):
     """The feature columns of the largest band."""
@@ -38,15 +40,14 @@ def rows(nb):
 
 
 def split_model(nb, settings, X, y, split=True):
-    return nb.LogisticModel(X.shape[1], settings, split_by_size=split, quadratic=True, l2=1e-2, iterations=300,
-                            learning_rate=0.1).fit(X, y)
+    return nb.LogisticModel(X.shape[1], settings, split_by_size=split, **OPTIONS).fit(X, y)
 
 
 def test_each_model_is_fitted_on_the_rows_of_its_size_alone(nb, rows):
     settings, X, y, small = rows
     model = split_model(nb, settings, X, y)
-    alone = {size: nb.LogisticRegression(X.shape[1], quadratic=True, l2=1e-2, iterations=300, learning_rate=0.1)
-             .fit(X[rows], y[rows]) for size, rows in (("small", small), ("large", ~small))}
+    alone = {size: nb.LogisticRegression(X.shape[1], **OPTIONS).fit(X[rows], y[rows])
+             for size, rows in (("small", small), ("large", ~small))}
     np.testing.assert_array_equal(model.small_model.wm, alone["small"].wm)
     np.testing.assert_array_equal(model.wm, alone["large"].wm)
     logits = model.decision_function(X)
@@ -61,7 +62,7 @@ def test_one_model_without_the_split_or_without_both_classes_in_a_size(nb, rows)
     one_class = np.where(small, 1, y)
     model = split_model(nb, settings, X, one_class)
     assert model.small_model is None
-    whole = nb.LogisticRegression(X.shape[1], quadratic=True, l2=1e-2, iterations=300, learning_rate=0.1)
+    whole = nb.LogisticRegression(X.shape[1], **OPTIONS)
     np.testing.assert_array_equal(model.decision_function(X), whole.fit(X, one_class).decision_function(X))
 
 
@@ -92,12 +93,10 @@ def test_a_damaged_small_model_is_refused(nb, rows, tmp_path):
 def test_the_views_of_large_images_train_the_large_model_at_every_size(nb, rows):
     settings, X, y, small = rows
     small_images = small & (np.arange(len(y)) % 2 == 0)  # the other small rows are views of large images
-    model = nb.LogisticModel(X.shape[1], settings, split_by_size=True, quadratic=True, l2=1e-2, iterations=300,
-                             learning_rate=0.1).fit(X, y, small_images)
-    options = dict(quadratic=True, l2=1e-2, iterations=300, learning_rate=0.1)
-    np.testing.assert_array_equal(model.wm, nb.LogisticRegression(X.shape[1], **options)
+    model = nb.LogisticModel(X.shape[1], settings, split_by_size=True, **OPTIONS).fit(X, y, small_images)
+    np.testing.assert_array_equal(model.wm, nb.LogisticRegression(X.shape[1], **OPTIONS)
                                   .fit(X[~small_images], y[~small_images]).wm)
-    np.testing.assert_array_equal(model.small_model.wm, nb.LogisticRegression(X.shape[1], **options)
+    np.testing.assert_array_equal(model.small_model.wm, nb.LogisticRegression(X.shape[1], **OPTIONS)
                                   .fit(X[small], y[small]).wm)
 
 

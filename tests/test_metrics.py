@@ -98,16 +98,34 @@ def test_a_table_by_source_names_each_source_with_its_number_of_images(nb):
     assert np.isnan(table.loc["gan-4 (3)", "jpeg75"]) and table.loc["gan-4 (3)", "original"] == 1
 
 
-def test_a_fake_source_is_held_out_with_its_pipelines_photographs(nb):
+def test_a_fake_source_is_held_out_with_the_photographs_that_pair_with_it(nb):
     labelled = sources_table()
     trains = (labelled.pipeline != "c").to_numpy()
     holdouts = nb.held_out_sources(labelled, trains)
     assert list(holdouts) == ["gan-1", "gan-2", "gan-3", "gan-4"]
-    held = labelled.source[holdouts["gan-1"]]
-    assert sorted(set(held)) == ["gan-1", "photo-a"]
-    assert sorted(set(labelled.source[holdouts["gan-4"]])) == ["gan-4", "photo-c"]
-    only_a = (labelled.pipeline == "a").to_numpy()  # holding out a's photographs leaves no real image
-    assert list(nb.held_out_sources(labelled, only_a)) == ["gan-3", "gan-4"]
+    assert sorted(set(labelled.source[holdouts["gan-1"]])) == ["gan-1", "photo-a"]
+    photo_a = (labelled.source == "photo-a").to_numpy()
+    first, second = (holdouts[source] & photo_a for source in ("gan-1", "gan-2"))
+    assert first.any() and second.any() and not (first & second).any()  # pipeline a's two generators share
+    np.testing.assert_array_equal(first | second, photo_a)  # its photographs, every one of them once
+    lone = labelled.source.isin(["gan-4", "photo-c"]).to_numpy()  # c's only generator takes all of c's photographs
+    np.testing.assert_array_equal(holdouts["gan-4"], lone)
+    only_b = (labelled.pipeline == "b").to_numpy()  # holding out b's photographs leaves no real image
+    assert list(nb.held_out_sources(labelled, only_b)) == ["gan-1", "gan-2", "gan-4"]
+
+
+def test_photographs_are_dealt_out_in_proportion_to_the_generators_sizes(nb):
+    counts = [("photo", 0, "p", 60), ("camera", 0, "p", 30), ("big", 1, "p", 40), ("small", 1, "p", 20),
+              ("alone", 1, "q", 5), ("unpaired", 0, "r", 4)]
+    labelled = pd.DataFrame([(f"{source}/{i}.png", label, source, pipeline)
+                             for source, label, pipeline, n in counts for i in range(n)],
+                            columns=["path", "label", "source", "pipeline"])
+    share = nb.photograph_shares(labelled, seed=1)
+    for source, expected in (("photo", [40, 20]), ("camera", [20, 10])):  # "big" is index 0, "small" 1
+        assert np.bincount(share[labelled.source == source], minlength=2).tolist() == expected
+    assert (share[labelled.label == 1] == -1).all() and (share[labelled.source == "unpaired"] == -1).all()
+    np.testing.assert_array_equal(share, nb.photograph_shares(labelled, seed=1))
+    assert not np.array_equal(share, nb.photograph_shares(labelled, seed=2))
 
 
 def test_holdout_table_counts_caught_fakes_and_kept_photographs(nb):

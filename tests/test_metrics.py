@@ -120,12 +120,12 @@ def test_photographs_are_dealt_out_in_proportion_to_the_generators_sizes(nb):
     labelled = pd.DataFrame([(f"{source}/{i}.png", label, source, pipeline)
                              for source, label, pipeline, n in counts for i in range(n)],
                             columns=["path", "label", "source", "pipeline"])
-    share = nb.photograph_shares(labelled, seed=1)
-    for source, expected in (("photo", [40, 20]), ("camera", [20, 10])):  # "big" is index 0, "small" 1
-        assert np.bincount(share[labelled.source == source], minlength=2).tolist() == expected
-    assert (share[labelled.label == 1] == -1).all() and (share[labelled.source == "unpaired"] == -1).all()
-    np.testing.assert_array_equal(share, nb.photograph_shares(labelled, seed=1))
-    assert not np.array_equal(share, nb.photograph_shares(labelled, seed=2))
+    paired = nb.paired_fake_sources(labelled, seed=1)
+    for source, expected in (("photo", {"big": 40, "small": 20}), ("camera", {"big": 20, "small": 10})):
+        assert pd.Series(paired[labelled.source == source]).value_counts().to_dict() == expected
+    assert (paired[labelled.label == 1] == "").all() and (paired[labelled.source == "unpaired"] == "").all()
+    np.testing.assert_array_equal(paired, nb.paired_fake_sources(labelled, seed=1))
+    assert not np.array_equal(paired, nb.paired_fake_sources(labelled, seed=2))
 
 
 def test_holdout_table_counts_caught_fakes_and_kept_photographs(nb):

@@ -29,7 +29,7 @@ def test_the_terms_of_an_explanation_add_up_to_the_logit(nb, model):
     families = nb.feature_families(model)
     assert len(families) == model.wm.size - 1  # one family for every design column
     assert set(terms.columns) == {"bias", *families} and terms.columns[0] == "bias"
-    kinds = {"rings", "2-D cells", "residual pairs", "row × column pairs", "block DCT"}
+    kinds = {"rings", "2-D cells", "residual pairs", "row × column pairs", "block DCT", "colour cues"}
     assert {family.split(",")[0].removesuffix(" (squared)") for family in families} == kinds
     assert sum(family.endswith("(squared)") for family in families) == (len(families) // 2 if model.quadratic else 0)
     design = model.design(rows)

@@ -115,7 +115,8 @@ def test_a_smooth_tilt_of_the_spectrum_leaves_the_cycles_per_pixel_features(nb):
 
 def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
     """A band has its own grid, drawn in cycles per image; cells beyond the image's Nyquist limit get 0."""
-    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3), residual_period=0, dct_period=0)
+    settings = nb.feature_settings("spectrum2d", bands=(300,), band_bins=(4, 4, 3), residual_period=0, dct_period=0,
+                                   colour_below=0)
     grey = np.random.default_rng(3).random((200, 160), np.float32) * 255
     power = nb.periodogram_db(grey)
     f_rows, f_cols = nb.frequencies(*grey.shape)
@@ -142,7 +143,7 @@ def blurred_noise(side, seed=0):
 def test_band_features_stay_put_when_the_image_is_downscaled(nb):
     """Halving the image moves its spectrum's fall-off on the cycles-per-pixel axis, not in a band,
     which is measured in cycles per image."""
-    settings = nb.feature_settings("both", bands=(256,), residual_period=0, dct_period=0)
+    settings = nb.feature_settings("both", bands=(256,), residual_period=0, dct_period=0, colour_below=0)
     large = blurred_noise(512)
     small = cv2.resize(large, (256, 256), interpolation=cv2.INTER_AREA)
     shift = np.abs(nb.spectral_features(large, settings) - nb.spectral_features(small, settings))
@@ -152,7 +153,7 @@ def test_band_features_stay_put_when_the_image_is_downscaled(nb):
 
 
 def test_a_band_beyond_the_nyquist_limit_gets_the_mean_in_its_empty_bins(nb):
-    settings = nb.feature_settings("azimuthal", bands=(768,), residual_period=0, dct_period=0)
+    settings = nb.feature_settings("azimuthal", bands=(768,), residual_period=0, dct_period=0, colour_below=0)
     features = nb.spectral_features(blurred_noise(256), settings)
     rings = settings["band_bins"][0]
     band = features[np.char.endswith(nb.feature_names(settings), "@768")]
@@ -218,7 +219,7 @@ def test_residual_pairs_equal_a_pixel_loop(nb, quantum, limit):
 
 
 def test_residual_pair_names(nb):
-    settings = nb.feature_settings("azimuthal", bands=())
+    settings = nb.feature_settings("azimuthal", bands=(), colour_below=0)
     names = nb.feature_names(settings)
     assert nb.residual_features(np.zeros((64, 64), np.float32), settings).size == 55
     assert names[-118:-63] == [n for n in names if n.startswith(("pair", "cross"))]
@@ -247,7 +248,7 @@ def looped_block_dct(grey, period):
 @pytest.mark.parametrize("shape, period", [((64, 64), 8), ((203, 150), 32), ((1024, 768), 64)])
 def test_block_dct_equals_opencv_block_by_block(nb, shape, period):
     grey = np.random.default_rng(6).integers(0, 256, shape).astype(np.float32)
-    settings = nb.feature_settings("both", dct_period=period)
+    settings = nb.feature_settings("both", dct_period=period, colour_below=0)
     np.testing.assert_allclose(nb.dct_features(grey, settings), looped_block_dct(grey, period), atol=2e-4)
     names = nb.feature_names(settings)
     assert names[-63:] == [n for n in names if n.startswith("dct")] and names[-63] == "dct0_1" and names[-1] == "dct7_7"
@@ -273,15 +274,48 @@ def test_block_dct_reads_one_row_of_blocks_in_every_period(nb):
     assert not np.array_equal(nb.dct_features(unread, settings), nb.dct_features(grey, settings))
 
 
-def test_image_features_are_the_spectrum_the_residual_pairs_then_the_block_dct(nb):
-    grey = nb.to_grey(noise_image(128, channels=1))
+def test_image_features_are_the_spectrum_the_pairs_the_block_dct_then_the_colour_cues(nb):
+    colour = noise_image(128, seed=3)
+    grey = nb.to_grey(colour)
     settings = nb.feature_settings("both")
-    np.testing.assert_array_equal(nb.image_features(grey, settings),
+    np.testing.assert_array_equal(nb.image_features(grey, settings, colour),
                                   np.r_[nb.spectral_features(grey, settings), nb.residual_features(grey, settings),
-                                        nb.dct_features(grey, settings)])
-    without = nb.feature_settings("both", residual_period=0, dct_period=0)
-    np.testing.assert_array_equal(nb.image_features(grey, without), nb.spectral_features(grey, without))
-    assert len(nb.feature_names(settings)) == 208 + 55 + 63
+                                        nb.dct_features(grey, settings), nb.colour_features(colour)])
+    without = nb.feature_settings("both", residual_period=0, dct_period=0, colour_below=0)
+    np.testing.assert_array_equal(nb.image_features(grey, without, colour), nb.spectral_features(grey, without))
+    assert len(nb.feature_names(settings)) == 208 + 55 + 63 + 88
+    assert (nb.feature_columns(settings).family == "colour").sum() == nb.N_COLOUR_CUES == 88
+
+
+@pytest.mark.parametrize("side, has_cues", [(128, True), (671, True), (672, False), (1024, False)])
+def test_only_images_under_colour_below_get_colour_cues(nb, side, has_cues):
+    colour = noise_image(side, seed=side)
+    settings = nb.feature_settings()
+    cues = nb.image_features(nb.to_grey(colour), settings, colour)[-88:]
+    np.testing.assert_array_equal(cues, nb.colour_features(colour) if has_cues else np.zeros(88, np.float32))
+
+
+def test_colour_cues_of_a_grey_image_are_those_of_its_eight_bits_in_three_channels(nb):
+    grey = noise_image(96, seed=4, channels=1)
+    expected = nb.colour_features(np.dstack([grey] * 3))
+    np.testing.assert_array_equal(nb.colour_features(grey), expected)
+    np.testing.assert_array_equal(nb.image_features(nb.to_grey(grey), nb.feature_settings())[-88:], expected)
+    saturation, clipped, pairs, correlations = np.split(expected, [8, 10, 85])
+    assert saturation[0] == pytest.approx(np.log(1 + 1e-4)) and np.allclose(correlations, 1)
+    diagonal = np.zeros((5, 5), bool)
+    np.fill_diagonal(diagonal, True)  # equal channels: their residuals always take equal levels
+    assert (pairs.reshape(3, 5, 5)[:, ~diagonal] == np.float32(np.log(1e-6))).all()
+    np.testing.assert_allclose(np.exp(pairs.reshape(3, 25)).sum(axis=1), 1, atol=1e-4)
+
+
+def test_colour_cues_count_saturation_and_clipping(nb):
+    image = np.full((64, 64, 3), 128, np.uint8)
+    image[:16] = (0, 0, 255)  # a quarter pure red: saturation 255, clipped high and low
+    image[16:24] = (200, 100, 50)  # an eighth of saturation 191 (bin 5)
+    saturation, clipped = np.split(np.exp(nb.colour_features(image)[:10]) - 1e-4, [8])
+    np.testing.assert_allclose(saturation, [5 / 8, 0, 0, 0, 0, 1 / 8, 0, 1 / 4], atol=1e-6)
+    np.testing.assert_allclose(clipped, [1 / 4, 1 / 4], atol=1e-6)
+    assert (nb.colour_features(np.zeros((64, 64, 3), np.uint8))[-3:] == 0).all()  # flat channels: no correlation
 
 
 def random_downscales(nb, monkeypatch, n_seeds):
@@ -502,3 +536,25 @@ def test_the_cache_of_frequency_bins_stays_bounded_over_many_image_shapes(nb):
     for side in range(64, 264, 2):  # 100 shapes: odd sides would lose their last row and column
         nb.spectral_features(np.ones((side, side + 2), np.float32), settings)
     assert len(nb.FREQUENCY_BINS) == 64
+
+
+def test_a_file_is_decoded_in_colour_only_for_views_small_enough(nb, tmp_path, monkeypatch):
+    path = tmp_path / "face.jpg"
+    cv2.imwrite(str(path), noise_image(700, seed=5))
+    settings, decode, decoded = nb.feature_settings(), nb.decode_image, []
+    monkeypatch.setattr(nb, "decode_image", lambda raw, grey=False: decoded.append(grey) or decode(raw, grey))
+    _, _, features = nb.file_features((str(path), [0, 1], ["original", "crop680"], settings, None))
+    assert decoded == [True] and (features[:, -88:] == 0).all()
+    decoded.clear()
+    views = ["original", "down0.5", "jpeg90+down0.75"]
+    _, _, features = nb.file_features((str(path), [0, 1, 2], views, settings, None))
+    assert decoded == [True, False]  # one colour decode serves both small views
+    colour = decode(path.read_bytes())
+    for row, view in [(1, "down0.5"), (2, "jpeg90+down0.75")]:
+        np.testing.assert_array_equal(features[row, -88:], nb.colour_features(nb.apply_view(colour, view)))
+    assert (features[0, -88:] == 0).all()
+
+
+def test_to_uint8_scales_every_depth_to_eight_bits(nb):
+    np.testing.assert_array_equal(nb.to_uint8(np.array([0, 257, 65535], np.uint16)), [0, 1, 255])
+    np.testing.assert_array_equal(nb.to_uint8(np.array([-0.5, 0.5, 1.0, 2.0], np.float32)), [0, 128, 255, 255])

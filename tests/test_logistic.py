@@ -141,15 +141,16 @@ def test_averaged_subsets_give_the_mean_logit_of_their_own_models(nb, options):
     assert model.losses_[-1] == pytest.approx(nb.penalised_loss(model.wm, design, y, 1e-2), rel=1e-12)
 
 
-def test_family_subsets_are_all_features_the_spectra_the_pairs_and_the_block_dct(nb):
+def test_family_subsets_are_all_features_the_spectra_the_pairs_the_block_dct_and_colour(nb):
     settings = nb.feature_settings()
     family = nb.feature_columns(settings).family
-    every, spectra, pairs, dct = nb.family_subsets(settings)
-    assert (every.sum(), spectra.sum(), pairs.sum(), dct.sum()) == (326, 208, 55, 63)
+    every, spectra, pairs, dct, colour = nb.family_subsets(settings)
+    assert (every.sum(), spectra.sum(), pairs.sum(), dct.sum(), colour.sum()) == (414, 208, 55, 63, 88)
     assert set(family[spectra]) == {"ring", "cell"} and set(family[pairs]) == {"pair", "cross"}
-    assert set(family[dct]) == {"dct"}
-    assert len(nb.family_subsets(nb.feature_settings(dct_period=0))) == 3
-    assert len(nb.family_subsets(nb.feature_settings(residual_period=0, dct_period=0))) == 1  # one family: no average
+    assert set(family[dct]) == {"dct"} and set(family[colour]) == {"colour"}
+    assert len(nb.family_subsets(nb.feature_settings(dct_period=0, colour_below=0))) == 3
+    lone = nb.feature_settings(residual_period=0, dct_period=0, colour_below=0)
+    assert len(nb.family_subsets(lone)) == 1  # one family: no average
 
 
 def test_quadratic_design_clips_then_squares_and_z_scores(nb):

@@ -46,8 +46,9 @@ def split_model(nb, settings, X, y, split=True):
 def test_each_model_is_fitted_on_the_rows_of_its_size_alone(nb, rows):
     settings, X, y, small = rows
     model = split_model(nb, settings, X, y)
-    alone = {size: nb.LogisticRegression(X.shape[1], **OPTIONS).fit(X[rows], y[rows])
-             for size, rows in (("small", small), ("large", ~small))}
+    no_colour = (nb.feature_columns(settings).family != "colour").to_numpy()
+    alone = {size: nb.LogisticRegression(X.shape[1], **OPTIONS).fit(X[rows], y[rows], usable)
+             for size, rows, usable in (("small", small, None), ("large", ~small, no_colour))}
     np.testing.assert_array_equal(model.small_model.wm, alone["small"].wm)
     np.testing.assert_array_equal(model.wm, alone["large"].wm)
     logits = model.decision_function(X)
@@ -94,8 +95,9 @@ def test_the_views_of_large_images_train_the_large_model_at_every_size(nb, rows)
     settings, X, y, small = rows
     small_images = small & (np.arange(len(y)) % 2 == 0)  # the other small rows are views of large images
     model = nb.LogisticModel(X.shape[1], settings, split_by_size=True, **OPTIONS).fit(X, y, small_images)
+    no_colour = (nb.feature_columns(settings).family != "colour").to_numpy()
     np.testing.assert_array_equal(model.wm, nb.LogisticRegression(X.shape[1], **OPTIONS)
-                                  .fit(X[~small_images], y[~small_images]).wm)
+                                  .fit(X[~small_images], y[~small_images], no_colour).wm)
     np.testing.assert_array_equal(model.small_model.wm, nb.LogisticRegression(X.shape[1], **OPTIONS)
                                   .fit(X[small], y[small]).wm)
 
@@ -112,3 +114,22 @@ def test_the_search_scores_each_row_with_the_model_of_its_size(nb, rows):
     np.testing.assert_allclose(history[:, -1], model.decision_function(X[folds == 0]), rtol=0, atol=1e-9)
     last = curves[curves.fold == 0].val_loss.iloc[-1]
     assert last == pytest.approx(nb.log_loss(model.decision_function(X[folds == 0]), y[folds == 0]), rel=1e-12)
+
+
+def test_the_colour_cues_are_the_small_models_alone(nb, rows):
+    settings, X, y, small = rows
+    colour = np.tile((nb.feature_columns(settings).family == "colour").to_numpy(), 2)  # z-scores and squares
+    subsets = nb.family_subsets(settings)
+    model = nb.LogisticModel(X.shape[1], settings, split_by_size=True, subsets=subsets, **OPTIONS).fit(X, y)
+    assert (model.wm[1:][colour] == 0).all() and (model.wm[1:][~colour] != 0).all()
+    assert (model.small_model.wm[1:][colour] != 0).all()
+    one = nb.LogisticModel(X.shape[1], settings, split_by_size=False, subsets=subsets, **OPTIONS).fit(X, y)
+    assert (one.wm[1:][colour] != 0).all()  # a model of every size may use them
+
+
+def test_restricted_subsets_cut_every_subset_and_drop_the_empty_ones(nb):
+    subsets = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1]], bool)
+    usable = np.array([1, 1, 0, 0], bool)
+    assert [m.tolist() for m in nb.restricted_subsets(subsets, usable)] == [[1, 1, 0, 0], [1, 1, 0, 0]]
+    assert [m.tolist() for m in nb.restricted_subsets(None, usable)] == [[1, 1, 0, 0]]
+    assert nb.restricted_subsets(subsets, None) is subsets and nb.restricted_subsets(None, None) is None

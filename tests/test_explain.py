@@ -73,7 +73,7 @@ def test_calibration_uses_logits_of_models_that_never_saw_the_row(nb):
         np.testing.assert_allclose(logits[rows], make_model().fit(X[~rows], y[~rows]).decision_function(X[rows]))
         assert not np.allclose(logits[rows], models[(fold + 1) % 3].decision_function(X[rows]))
     np.testing.assert_array_equal(nb.out_of_fold_logits(X, y, folds, make_model), logits)
-    model = nb.calibrate(nb.LogisticModel(5, l2=1e-2).fit(X, y), logits, y)
+    model = nb.calibrate(nb.LogisticModel(5, l2=1e-2).fit(X, y), X, logits, y)
     slope, intercept = nb.platt_scaling(logits, y)
     assert model.calibration == (slope, intercept)
     assert model.threshold == nb.choose_threshold(y, nb.sigmoid(slope * logits + intercept))

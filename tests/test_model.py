@@ -98,17 +98,17 @@ def damaged_files(nb, good, tmp_path):
     np.save(tmp_path / "older.npy", older)
     cases["older.npy"] = f"features of format {nb.FEATURE_FORMAT - 1}, .* retrain"
     # version 1: the linear models before the squares; 2: before the demo flag; 3: before calibration;
-    # 4: before the small images' model
-    small_fields = ("small", "small_theta", "small_mean", "small_scale")
+    # 4: before the small images' model; 5: before its own threshold and calibration
+    small_fields = ("small", "small_theta", "small_mean", "small_scale", "small_threshold", "small_calibration")
     older_fields = {1: ("quadratic", *small_fields), 2: ("demo", "calibration", "class_means", *small_fields),
-                    3: ("calibration", "class_means", *small_fields), 4: small_fields}
+                    3: ("calibration", "class_means", *small_fields), 4: small_fields, 5: small_fields[4:]}
     for version, missing in older_fields.items():
         old = np.zeros((), [(name, record.dtype[name]) for name in record.dtype.names if name not in missing])
         for name in old.dtype.names:
             old[name] = record[name]
         old["version"] = version
         np.save(tmp_path / f"version_{version}.npy", old)
-        cases[f"version_{version}.npy"] = f"format version {version}, this notebook reads version 5; retrain"
+        cases[f"version_{version}.npy"] = f"format version {version}, this notebook reads version 6; retrain"
     for field, value, message in [("calibration", (-1.0, 0.0), "field calibration"),
                                   ("class_means", np.nan, "field class_means")]:
         bad = record.copy()

@@ -54,7 +54,7 @@ def test_each_model_is_fitted_on_the_rows_of_its_size_alone(nb, rows):
     logits = model.decision_function(X)
     np.testing.assert_array_equal(logits[small], alone["small"].decision_function(X[small]))
     np.testing.assert_array_equal(logits[~small], alone["large"].decision_function(X[~small]))
-    assert (model.predict(X) == y).mean() > 0.9  # each size's own rule is learnt
+    assert ((model.predict_proba(X) >= 0.5) == y).mean() > 0.9  # each size's own rule is learnt
 
 
 def test_one_model_without_the_split_or_without_both_classes_in_a_size(nb, rows):
@@ -79,15 +79,47 @@ def test_a_split_model_survives_its_file_and_explains_each_row_by_its_model(nb, 
     np.testing.assert_array_equal(terms.bias, np.where(small[:30], model.small_model.wm[0], model.wm[0]))
 
 
+def test_each_model_is_calibrated_and_thresholded_on_its_own_rows(nb, rows, tmp_path):
+    settings, X, y, small = rows
+    folds = np.arange(len(y)) % 3
+    make = lambda: nb.LogisticModel(X.shape[1], settings, split_by_size=True, **OPTIONS)  # noqa: E731
+    logits = nb.out_of_fold_logits(X, y, folds, make)
+    model = nb.calibrate(make().fit(X, y), X, logits, y)
+    for learner, rows_of_size in ((model, ~small), (model.small_model, small)):
+        z, truth = logits[rows_of_size], y[rows_of_size]
+        slope, intercept = nb.platt_scaling(z, truth)
+        assert learner.calibration == (slope, intercept)
+        assert learner.threshold == nb.choose_threshold(truth, nb.sigmoid(slope * z + intercept))
+    assert model.calibration != model.small_model.calibration
+    p_fake, thresholds = model.predict_proba(X), model.thresholds(X)
+    np.testing.assert_allclose(p_fake[small], model.small_model.predict_proba(X[small]), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(thresholds, np.where(small, model.small_model.threshold, model.threshold))
+    large_alone = nb.LogisticRegression(X.shape[1], **OPTIONS)  # a large row's answer owes nothing to the small model
+    large_alone.w_vector, large_alone.mean_, large_alone.scale_ = model.w_vector, model.mean_, model.scale_
+    large_alone.calibration = model.calibration
+    np.testing.assert_array_equal(p_fake[~small], large_alone.predict_proba(X[~small]))
+    model.export_model(tmp_path / "m.npy")
+    loaded = nb.LogisticModel.import_model(tmp_path / "m.npy")
+    assert loaded.small_model.calibration == model.small_model.calibration
+    np.testing.assert_array_equal(loaded.thresholds(X), thresholds)
+    np.testing.assert_array_equal(loaded.predict_proba(X), p_fake)
+
+
 def test_a_damaged_small_model_is_refused(nb, rows, tmp_path):
     settings, X, y, _ = rows
     split_model(nb, settings, X, y).export_model(tmp_path / "good.npy")
     record = np.load(tmp_path / "good.npy", allow_pickle=False)
-    for field, value in [("small_theta", np.nan), ("small_scale", 0.0)]:
+    for field, value, message in [("small_theta", np.nan, "holds damaged numbers"),
+                                  ("small_scale", 0.0, "holds damaged numbers"),
+                                  ("small_calibration", -1.0, "holds damaged numbers"),
+                                  ("small_threshold", 1.0, "is 1.0, not between 0 and 1")]:
         bad = record.copy()
-        bad[field][2] = value
+        if bad[field].shape:
+            bad[field][0] = value
+        else:
+            bad[field] = value
         np.save(tmp_path / f"{field}.npy", bad)
-        with pytest.raises(nb.ModelFileError, match=f"{field}.npy: field {field} holds damaged numbers"):
+        with pytest.raises(nb.ModelFileError, match=f"{field}.npy: field {field} {message}"):
             nb.LogisticModel.import_model(tmp_path / f"{field}.npy")
 
 
@@ -110,7 +142,7 @@ def test_the_search_scores_each_row_with_the_model_of_its_size(nb, rows):
     curves = nb.validation_curves(X, y, folds, [0.1], [1e-2], make)
     model = make(0.1, 1e-2).fit(X[folds != 0], y[folds != 0])
     assert model.small_model is not None
-    history = model.logit_history(X[folds == 0])
+    history = nb.logit_history(model, X[folds == 0])
     np.testing.assert_allclose(history[:, -1], model.decision_function(X[folds == 0]), rtol=0, atol=1e-9)
     last = curves[curves.fold == 0].val_loss.iloc[-1]
     assert last == pytest.approx(nb.log_loss(model.decision_function(X[folds == 0]), y[folds == 0]), rel=1e-12)

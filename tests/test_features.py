@@ -486,7 +486,7 @@ def test_magnitude_spectrum_matches_numpy_fft(nb, shape):
 
 
 def test_periodogram_is_the_decibels_of_the_normalised_magnitude(nb):
-    """periodogram_db takes log2 for speed; it must still give 20·log10(|F| / sqrt(HW) + 1e-6)."""
+    """periodogram_db takes OpenCV's natural log for speed; it must still give 20·log10(|F| / sqrt(HW) + 1e-6)."""
     grey = np.random.default_rng(4).random((98, 130), np.float32) * 255
     magnitude = np.abs(np.fft.rfft2(grey.astype(np.float64))) / np.sqrt(grey.size)
     power = nb.periodogram_db(grey)

@@ -82,19 +82,20 @@ def test_azimuthal_profile_equals_a_loop_of_ring_masks(nb, trend_degree):
 
 
 def test_cells_lose_their_parabola_in_the_log_radius_of_the_cell_centres(nb):
-    """The 2-D cells of cycles per pixel are a loop over cell masks minus its least-squares parabola in
-    the log radius of each cell's centre; the Nyquist column belongs to the last column of cells."""
+    """The 2-D cells of cycles per pixel (rows by |f_y|, columns by f_x) are a loop over cell masks minus
+    its least-squares parabola in the log radius of each cell's centre; the Nyquist row and column belong
+    to the last row and column of cells."""
     settings = nb.feature_settings("spectrum2d", bands=(), grid_rows=6, grid_cols=3, residual_period=0,
                                    dct_period=0)
     grey = np.random.default_rng(5).random((180, 150), np.float32) * 255
     power = nb.periodogram_db(grey)
     f_rows, f_cols = np.broadcast_arrays(*nb.frequencies(*grey.shape))
-    cell = np.minimum(((f_rows + 0.5) * 6).astype(int), 5) * 3 + np.minimum((f_cols * 6).astype(int), 2)
+    cell = np.minimum((np.abs(f_rows) * 12).astype(int), 5) * 3 + np.minimum((f_cols * 6).astype(int), 2)
     not_zero = np.ones_like(cell, bool)
     not_zero[0, 0] = False
     looped = np.array([power[(cell == c) & not_zero].mean() for c in range(18)])
     centre_rows, centre_cols = np.divmod(np.arange(18), 3)
-    log_radii = np.log(np.hypot((centre_rows + 0.5) / 6 - 0.5, (centre_cols + 0.5) / 6))
+    log_radii = np.log(np.hypot((centre_rows + 0.5) / 12, (centre_cols + 0.5) / 6))
     trend = np.polyval(np.polyfit(log_radii, looped, 2), log_radii)
     np.testing.assert_allclose(nb.spectral_features(grey, settings), looped - trend, rtol=1e-5, atol=1e-4)
 
@@ -121,7 +122,7 @@ def test_band_cells_equal_a_loop_of_cell_masks_in_cycles_per_image(nb):
     power = nb.periodogram_db(grey)
     f_rows, f_cols = nb.frequencies(*grey.shape)
     band_rows, band_cols = np.broadcast_arrays(f_rows * 200 / 300, f_cols * 160 / 300)
-    cell = np.minimum(((band_rows + 0.5) * 4).astype(int), 3) * 3 + (band_cols * 6).astype(int)
+    cell = np.minimum((np.abs(band_rows) * 8).astype(int), 3) * 3 + (band_cols * 6).astype(int)
     usable = (np.abs(band_rows) < 0.5) & (band_cols < 0.5)
     usable[0, 0] = False
     looped = np.array([power[(cell == c) & usable].mean() if ((cell == c) & usable).any() else np.nan
@@ -283,8 +284,21 @@ def test_image_features_are_the_spectrum_the_pairs_the_block_dct_then_the_colour
                                         nb.dct_features(grey, settings), nb.colour_features(colour)])
     without = nb.feature_settings("both", residual_period=0, dct_period=0, colour_below=0)
     np.testing.assert_array_equal(nb.image_features(grey, without, colour), nb.spectral_features(grey, without))
-    assert len(nb.feature_names(settings)) == 208 + 55 + 63 + 88
+    assert len(nb.feature_names(settings)) == 120 + 55 + 63 + 88
     assert (nb.feature_columns(settings).family == "colour").sum() == nb.N_COLOUR_CUES == 88
+
+
+@pytest.mark.parametrize("side", [128, 704])
+def test_a_left_right_mirror_leaves_every_feature(nb, side):
+    """A mirrored face is as real as the face: the cells pool |f_y| (a mirror turns f_y into -f_y on the
+    half-plane), and the rings, residual pairs, colour cues and block DCT (whose 8-pixel grid a mirror of
+    a width divisible by 8 maps onto itself) do not see the side either."""
+    colour = noise_image(side, seed=side)
+    mirrored = np.ascontiguousarray(colour[:, ::-1])
+    settings = nb.feature_settings()
+    features = nb.image_features(nb.to_grey(colour), settings, colour)
+    np.testing.assert_allclose(nb.image_features(nb.to_grey(mirrored), settings, mirrored), features, atol=2e-5)
+    assert np.abs(features).max() > 0.1
 
 
 @pytest.mark.parametrize("side, has_cues", [(128, True), (671, True), (672, False), (1024, False)])

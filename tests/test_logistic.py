@@ -145,7 +145,7 @@ def test_family_subsets_are_all_features_the_spectra_the_pairs_the_block_dct_and
     settings = nb.feature_settings()
     family = nb.feature_columns(settings).family
     every, spectra, pairs, dct, colour = nb.family_subsets(settings)
-    assert (every.sum(), spectra.sum(), pairs.sum(), dct.sum(), colour.sum()) == (414, 208, 55, 63, 88)
+    assert (every.sum(), spectra.sum(), pairs.sum(), dct.sum(), colour.sum()) == (326, 120, 55, 63, 88)
     assert set(family[spectra]) == {"ring", "cell"} and set(family[pairs]) == {"pair", "cross"}
     assert set(family[dct]) == {"dct"} and set(family[colour]) == {"colour"}
     assert len(nb.family_subsets(nb.feature_settings(dct_period=0, colour_below=0))) == 3

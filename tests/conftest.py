@@ -13,6 +13,7 @@ from notebook import load_definitions  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO.parent / "shared" / "data" / "faces"
+STUDY_PHOTOGRAPHS = REPO.parent / "shared" / "data" / "faces-more" / "Real" / "FFHQ-512-q95"
 BIN = Path(sys.executable).parent
 
 
@@ -57,6 +58,13 @@ def shared_faces():
     paths = sorted((FACES / "Real").glob("*.jpg")) + sorted((FACES / "Fake").glob("*.jpg"))
     labels = np.array([0 if p.parent.name == "Real" else 1 for p in paths])
     return paths, labels
+
+
+def shared_study_photographs():
+    """Paths of the study's 512-pixel photographs (JPEG 95), or skip the test when they are absent."""
+    if not STUDY_PHOTOGRAPHS.is_dir():
+        pytest.skip("../shared/data/faces-more is not present")
+    return sorted(STUDY_PHOTOGRAPHS.glob("*.jpg"))
 
 
 def papermill_command(out, yaml=(), **parameters):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, shared_study_photographs
 
 
 @pytest.fixture
@@ -185,3 +186,17 @@ def test_a_model_needs_only_its_column_count(nb):
     assert not model.trained and model.settings is None
     np.testing.assert_array_equal(model.predict_proba(np.ones((2, 3))), [0.5, 0.5])
     assert nb.LogisticModel(3, quadratic=True).wm.shape == (7,)
+
+
+def test_the_shipped_model_does_not_read_a_photographs_jpeg_history(nb):
+    """The study's photographs (JPEG 95) saved again at 90, with and without a save at 75 between.
+    A model that read how a file was saved would call one history fake and the other real, as one
+    of the first digits of the block DCT does (EXPERIMENTS.md, Benford's law)."""
+    model = nb.LogisticModel.import_model(REPO / "model.npy")
+    verdicts = {}
+    for history in ("jpeg90", "jpeg75+jpeg90"):
+        views = [nb.apply_view(nb.read_image(path), history) for path in shared_study_photographs()[:24]]
+        X = np.stack([nb.image_features(nb.to_grey(view), model.settings, view) for view in views])
+        verdicts[history] = model.predict(X)
+    assert verdicts["jpeg90"].mean() <= 0.1
+    assert np.sum(verdicts["jpeg90"] != verdicts["jpeg75+jpeg90"]) <= 2

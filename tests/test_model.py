@@ -190,8 +190,8 @@ def test_a_model_needs_only_its_column_count(nb):
 
 def test_the_shipped_model_does_not_read_a_photographs_jpeg_history(nb):
     """The study's photographs (JPEG 95) saved again at 90, with and without a save at 75 between.
-    A model that read how a file was saved would call one history fake and the other real, as one
-    of the first digits of the block DCT does (EXPERIMENTS.md, Benford's law)."""
+    A model that read how a file was saved would call one history fake and the other real, as a
+    model of the block DCT's first digits does (EXPERIMENTS.md, Benford's law)."""
     model = nb.LogisticModel.import_model(REPO / "model.npy")
     verdicts = {}
     for history in ("jpeg90", "jpeg75+jpeg90"):

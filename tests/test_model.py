@@ -1,4 +1,5 @@
-"""LogisticModel: export/import, refusal of bad model files, determinism, and test() -> CSV."""
+"""LogisticModel: export/import, refusal of bad model files, determinism, test() -> CSV, and the shipped
+model's indifference to how a photograph was saved."""
 
 import json
 
